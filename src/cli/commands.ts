@@ -1,0 +1,8 @@
+import type { Command } from './command.js';
+import { versionCommand } from './version.js';
+
+/**
+ * Every subcommand of `portcullis`, in the order `portcullis --help` lists them.
+ * Each lives in its own file under src/cli/.
+ */
+export const COMMANDS: readonly Command[] = [versionCommand];

@@ -1,0 +1,81 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PortcullisError } from '../errors.js';
+import { tempDir } from '../../test/helpers/tmp.js';
+import { envBindings, loadConfig } from './load.js';
+
+const dirs: { remove(): void }[] = [];
+afterEach(() => dirs.splice(0).forEach((dir) => dir.remove()));
+
+function configFile(text: string): string {
+  const dir = tempDir();
+  dirs.push(dir);
+  const file = join(dir.path, 'portcullis.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function problemsOf(run: () => unknown): string[] {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(PortcullisError);
+    return ((error as PortcullisError).detail as { problems: string[] }).problems;
+  }
+  throw new Error('expected loadConfig to throw');
+}
+
+describe('loadConfig', () => {
+  it('gives defaults rooted in the data directory when nothing is configured', () => {
+    const config = loadConfig({ env: {} });
+    expect(config.dataDir).toBe('./.portcullis');
+    expect(config.database.sqlitePath).toBe('./.portcullis/portcullis.db');
+    expect(config.webhook.bodyLimitBytes).toBe(3 * 1024 * 1024);
+    expect(Object.isFrozen(config.webhook.verdicts)).toBe(true);
+  });
+
+  it('layers defaults, then the file, then the environment, then overrides', () => {
+    const file = configFile('dataDir: /srv/p\nlog:\n  level: debug\nscanner:\n  concurrency: 3\n  extraArgs: [--offline-scan]\n');
+    const config = loadConfig({
+      file,
+      env: { PORTCULLIS_SCANNER_CONCURRENCY: '4', PORTCULLIS_WEBHOOK_EXCLUDED_NAMESPACES: 'a, b', PORTCULLIS_ADMIN_PASSWORD: 'correct horse' },
+      overrides: { webhook: { listen: '0.0.0.0:9443' } },
+    });
+    expect(config.log.level).toBe('debug');
+    expect(config.database.sqlitePath).toBe('/srv/p/portcullis.db');
+    expect(config.scanner.concurrency).toBe(4);
+    expect(config.scanner.extraArgs).toEqual(['--offline-scan']);
+    expect(config.webhook.excludedNamespaces).toEqual(['a', 'b']);
+    expect(config.webhook.listen).toBe('0.0.0.0:9443');
+    expect(config.registry.adminPassword).toBe('correct horse');
+  });
+
+  it('reports every problem at once, naming the file or variable, the field, what was expected and what came', () => {
+    const file = configFile('log:\n  level: loud\nwebhook:\n  bodyLimit: 5\n');
+    const problems = problemsOf(() =>
+      loadConfig({ file, env: { PORTCULLIS_SCANNER_CONCURRENCY: 'many', PORTCULLIS_NOPE: '1' } }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'PORTCULLIS_SCANNER_CONCURRENCY: expected a number, got "many"',
+        'PORTCULLIS_NOPE: unknown environment variable (docs/configuration.md lists the known ones)',
+        `${file} /log/level: must be one of trace, debug, info, warn, error, fatal, silent, got "loud"`,
+        `${file} /webhook: unknown field "bodyLimit"`,
+      ]),
+    );
+    expect(problems).toHaveLength(4);
+  });
+
+  it('rejects a file that is not a mapping', () => {
+    const file = configFile('- just\n- a list\n');
+    expect(problemsOf(() => loadConfig({ file, env: {} }))).toEqual([`${file}: expected a mapping at the top level, got a list`]);
+  });
+
+  it('derives one environment variable per field, with the documented override for the admin password', () => {
+    const names = envBindings().map((binding) => binding.name);
+    expect(names).toContain('PORTCULLIS_WEBHOOK_VERDICTS_HARBOR_URL');
+    expect(names).toContain('PORTCULLIS_ADMIN_PASSWORD');
+    expect(new Set(names).size).toBe(names.length);
+  });
+});

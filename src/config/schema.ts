@@ -1,0 +1,292 @@
+import type { JSONSchemaType } from 'ajv';
+import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
+
+/**
+ * The whole configuration of every role. Each subsystem is handed only its own slice by
+ * src/main.ts. After defaults are applied every field is present, except those marked optional,
+ * whose absence means "not configured" (and the docs say what happens then).
+ *
+ * docs/configuration.md lists every field with its environment variable; the schema below is the
+ * source for both (a test keeps them in step).
+ */
+export interface Config {
+  /** Where embedded state lives: SQLite file, blobs, certificates, generated secrets. */
+  dataDir: string;
+  log: { level: LogLevel };
+  database: {
+    /** SQLite file; used when `url` is not set. */
+    sqlitePath: string;
+    /** PostgreSQL connection string (`postgres://…`); when set, SQLite is not used. */
+    url?: string;
+  };
+  kube: {
+    /** `auto`: use KUBECONFIG or the in-cluster config when present, run without Kubernetes otherwise. */
+    mode: 'auto' | 'off';
+    kubeconfig?: string;
+  };
+  webhook: {
+    /** HOST:PORT the admission HTTPS server listens on. */
+    listen: string;
+    tls: { certFile: string; keyFile: string };
+    /** Directory of policy YAML files, watched for changes. */
+    policiesDir: string;
+    /** Directory of the webhook configuration YAML: the source of the served paths and the timeout. */
+    webhooksDir: string;
+    bodyLimitBytes: number;
+    /** Namespaces never evaluated (the suite's own and kube-system), globs allowed. */
+    excludedNamespaces: string[];
+    /** Time kept free for answering: verdict lookups get timeoutSeconds minus this. */
+    deadlineMarginMs: number;
+    verdicts: {
+      source: 'builtin' | 'harbor' | 'none';
+      cacheMax: number;
+      cacheTtlSeconds: number;
+      harbor: {
+        url?: string;
+        username?: string;
+        password?: string;
+        caFile?: string;
+        insecureSkipVerify: boolean;
+      };
+    };
+  };
+  certs: {
+    /** `managed`: Portcullis issues and rotates; `external`: certificates come from elsewhere, only watched. */
+    mode: 'managed' | 'external';
+    dir: string;
+    service: string;
+    namespace: string;
+    dnsNames: string[];
+    ipAddresses: string[];
+    /** Kubernetes Secret holding the certificates when running in a cluster. */
+    secretName?: string;
+    caValidityDays: number;
+    servingValidityDays: number;
+    /** Renew the serving certificate when less than this share of its lifetime remains. */
+    renewBeforeFraction: number;
+  };
+  registry: {
+    listen: string;
+    /** The address clients use (`https://registry.example.com`); derived from `listen` when absent. */
+    externalUrl?: string;
+    storageDir: string;
+    tls: { enabled: boolean };
+    tokenTtlSeconds: number;
+    /** Initial admin password for automation; otherwise one is generated and printed once. */
+    adminPassword?: string;
+  };
+  scanner: {
+    listen: string;
+    trivyPath: string;
+    cacheDir: string;
+    concurrency: number;
+    timeoutSeconds: number;
+    insecure: boolean;
+    extraArgs: string[];
+    /** A report older than this is rescanned when its verdict is asked for. */
+    maxReportAgeHours: number;
+  };
+  audit: {
+    retentionDays: number;
+    retentionMaxRecords: number;
+    batchSize: number;
+    flushIntervalMs: number;
+    bufferSize: number;
+  };
+}
+
+const str = { type: 'string', minLength: 1 } as const;
+const optStr = { type: 'string', minLength: 1, nullable: true } as const;
+const hostPort = { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' } as const;
+const strList = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
+
+export const configSchema: JSONSchemaType<Config> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['dataDir', 'log', 'database', 'kube', 'webhook', 'certs', 'registry', 'scanner', 'audit'],
+  properties: {
+    dataDir: str,
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['level'],
+      properties: { level: { type: 'string', enum: [...LOG_LEVELS] } },
+    },
+    database: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['sqlitePath'],
+      properties: { sqlitePath: str, url: { ...optStr, pattern: '^postgres(ql)?://' } },
+    },
+    kube: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['mode'],
+      properties: { mode: { type: 'string', enum: ['auto', 'off'] }, kubeconfig: optStr },
+    },
+    webhook: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['listen', 'tls', 'policiesDir', 'webhooksDir', 'bodyLimitBytes', 'excludedNamespaces', 'deadlineMarginMs', 'verdicts'],
+      properties: {
+        listen: hostPort,
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['certFile', 'keyFile'],
+          properties: { certFile: str, keyFile: str },
+        },
+        policiesDir: str,
+        webhooksDir: str,
+        bodyLimitBytes: { type: 'integer', minimum: 1024, maximum: 64 * 1024 * 1024 },
+        excludedNamespaces: strList,
+        deadlineMarginMs: { type: 'integer', minimum: 100, maximum: 10_000 },
+        verdicts: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['source', 'cacheMax', 'cacheTtlSeconds', 'harbor'],
+          properties: {
+            source: { type: 'string', enum: ['builtin', 'harbor', 'none'] },
+            cacheMax: { type: 'integer', minimum: 1 },
+            cacheTtlSeconds: { type: 'integer', minimum: 1 },
+            harbor: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['insecureSkipVerify'],
+              properties: {
+                url: { ...optStr, pattern: '^https?://' },
+                username: optStr,
+                password: optStr,
+                caFile: optStr,
+                insecureSkipVerify: { type: 'boolean' },
+              },
+            },
+          },
+        },
+      },
+    },
+    certs: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['mode', 'dir', 'service', 'namespace', 'dnsNames', 'ipAddresses', 'caValidityDays', 'servingValidityDays', 'renewBeforeFraction'],
+      properties: {
+        mode: { type: 'string', enum: ['managed', 'external'] },
+        dir: str,
+        service: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' },
+        namespace: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' },
+        dnsNames: strList,
+        ipAddresses: strList,
+        secretName: optStr,
+        caValidityDays: { type: 'integer', minimum: 1 },
+        servingValidityDays: { type: 'integer', minimum: 1 },
+        renewBeforeFraction: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
+      },
+    },
+    registry: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['listen', 'storageDir', 'tls', 'tokenTtlSeconds'],
+      properties: {
+        listen: hostPort,
+        externalUrl: { ...optStr, pattern: '^https?://' },
+        storageDir: str,
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['enabled'],
+          properties: { enabled: { type: 'boolean' } },
+        },
+        tokenTtlSeconds: { type: 'integer', minimum: 10, maximum: 86_400 },
+        // Read from PORTCULLIS_ADMIN_PASSWORD (the name automation expects), not the derived name.
+        adminPassword: { type: 'string', minLength: 8, nullable: true, 'x-env': 'PORTCULLIS_ADMIN_PASSWORD' } as unknown as typeof optStr,
+      },
+    },
+    scanner: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['listen', 'trivyPath', 'cacheDir', 'concurrency', 'timeoutSeconds', 'insecure', 'extraArgs', 'maxReportAgeHours'],
+      properties: {
+        listen: hostPort,
+        trivyPath: str,
+        cacheDir: str,
+        concurrency: { type: 'integer', minimum: 1, maximum: 64 },
+        timeoutSeconds: { type: 'integer', minimum: 1 },
+        insecure: { type: 'boolean' },
+        extraArgs: { type: 'array', items: { type: 'string' } },
+        maxReportAgeHours: { type: 'integer', minimum: 1 },
+      },
+    },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['retentionDays', 'retentionMaxRecords', 'batchSize', 'flushIntervalMs', 'bufferSize'],
+      properties: {
+        retentionDays: { type: 'integer', minimum: 1 },
+        retentionMaxRecords: { type: 'integer', minimum: 1000 },
+        batchSize: { type: 'integer', minimum: 1, maximum: 10_000 },
+        flushIntervalMs: { type: 'integer', minimum: 10 },
+        bufferSize: { type: 'integer', minimum: 1 },
+      },
+    },
+  },
+};
+
+/** Defaults; paths are relative to the data directory, which is itself configurable. */
+export function defaultConfig(dataDir: string): Config {
+  const at = (relative: string) => `${dataDir.replace(/\/+$/, '')}/${relative}`;
+  return {
+    dataDir,
+    log: { level: 'info' },
+    database: { sqlitePath: at('portcullis.db') },
+    kube: { mode: 'auto' },
+    webhook: {
+      listen: '127.0.0.1:8443',
+      tls: { certFile: at('certs/tls.crt'), keyFile: at('certs/tls.key') },
+      policiesDir: 'policies',
+      webhooksDir: 'webhooks',
+      bodyLimitBytes: 3 * 1024 * 1024,
+      excludedNamespaces: ['kube-system', 'portcullis'],
+      deadlineMarginMs: 1000,
+      verdicts: {
+        source: 'builtin',
+        cacheMax: 10_000,
+        cacheTtlSeconds: 300,
+        harbor: { insecureSkipVerify: false },
+      },
+    },
+    certs: {
+      mode: 'managed',
+      dir: at('certs'),
+      service: 'portcullis-webhook',
+      namespace: 'portcullis',
+      dnsNames: [],
+      ipAddresses: [],
+      caValidityDays: 3650,
+      servingValidityDays: 365,
+      renewBeforeFraction: 1 / 3,
+    },
+    registry: {
+      listen: '127.0.0.1:5000',
+      storageDir: at('registry'),
+      tls: { enabled: true },
+      tokenTtlSeconds: 300,
+    },
+    scanner: {
+      listen: '127.0.0.1:8080',
+      trivyPath: 'trivy',
+      cacheDir: at('trivy-cache'),
+      concurrency: 1,
+      timeoutSeconds: 600,
+      insecure: false,
+      extraArgs: [],
+      maxReportAgeHours: 168,
+    },
+    audit: {
+      retentionDays: 90,
+      retentionMaxRecords: 5_000_000,
+      batchSize: 200,
+      flushIntervalMs: 1000,
+      bufferSize: 10_000,
+    },
+  };
+}

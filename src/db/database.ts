@@ -1,0 +1,89 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration as KyselyMigration, type MigrationProvider } from 'kysely';
+import pg from 'pg';
+import { PortcullisError, describeError } from '../errors.js';
+
+export interface DatabaseConfig {
+  /** SQLite file, created with its directory when missing. Used when `url` is absent. */
+  sqlitePath: string;
+  /** PostgreSQL connection string. */
+  url?: string;
+}
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/**
+ * One schema change owned by one subsystem. Names are `<subsystem>/<NNNN>-<what>` and never change
+ * once released; each subsystem exports its list from its own `migrations.ts`, and src/main.ts
+ * hands the lists to `migrate`.
+ */
+export interface Migration {
+  name: string;
+  up(db: Kysely<unknown>): Promise<void>;
+}
+
+export interface OpenDatabase<T> {
+  db: Kysely<T>;
+  dialect: Dialect;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the configured database: PostgreSQL when `url` is set, otherwise SQLite in WAL mode with
+ * foreign keys on and a busy timeout (several roles in one process share the file).
+ */
+export function openDatabase<T>(config: DatabaseConfig): OpenDatabase<T> {
+  if (config.url) {
+    const db = new Kysely<T>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: config.url, max: 10 }) }) });
+    return { db, dialect: 'postgres', close: () => db.destroy() };
+  }
+  if (config.sqlitePath !== ':memory:') mkdirSync(dirname(config.sqlitePath), { recursive: true });
+  let sqlite: SqliteDatabase.Database;
+  try {
+    sqlite = new SqliteDatabase(config.sqlitePath);
+  } catch (error) {
+    throw new PortcullisError('CONFIG_INVALID', `database.sqlitePath ${config.sqlitePath}: cannot open: ${describeError(error)}`, { cause: error });
+  }
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const db = new Kysely<T>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+/**
+ * Applies every migration not yet applied, in name order. Subsystems add migrations independently,
+ * so a later name may sort before an already-applied one; that is allowed. Throws with the name of
+ * the failing migration; nothing of a failed migration stays applied on PostgreSQL (transactional
+ * DDL) and SQLite.
+ */
+export async function migrate(db: Kysely<unknown>, migrations: readonly Migration[]): Promise<string[]> {
+  const seen = new Set<string>();
+  for (const migration of migrations) {
+    if (seen.has(migration.name)) throw new Error(`duplicate migration name ${migration.name}`);
+    seen.add(migration.name);
+  }
+  const provider: MigrationProvider = {
+    async getMigrations() {
+      const all: Record<string, KyselyMigration> = {};
+      for (const migration of migrations) all[migration.name] = { up: (kdb) => migration.up(kdb as Kysely<unknown>) };
+      return all;
+    },
+  };
+  const migrator = new Migrator({
+    db,
+    provider,
+    allowUnorderedMigrations: true,
+    migrationTableName: 'portcullis_migrations',
+    migrationLockTableName: 'portcullis_migrations_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((result) => result.status === 'Error');
+    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${describeError(error)}`, { cause: error });
+  }
+  return (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName);
+}

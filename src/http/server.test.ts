@@ -1,0 +1,67 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { fetch } from 'undici';
+import { silentLogger } from '../log/logger.js';
+import { PortcullisError } from '../errors.js';
+import { testTls, trustingAgent } from '../../test/helpers/tls.js';
+import { createMetricsRegistry } from './metrics.js';
+import { Readiness } from './readiness.js';
+import { buildServer, listen, type HttpServer } from './server.js';
+
+const servers: HttpServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+async function start(readiness = new Readiness()) {
+  const tls = testTls();
+  const app = buildServer({ logger: silentLogger(), tls: tls.serving, bodyLimit: 1024, readiness, metrics: createMetricsRegistry() });
+  app.post('/echo', async (request) => ({ got: request.body }));
+  app.get('/boom', async () => {
+    throw new PortcullisError('FORBIDDEN', 'not for you');
+  });
+  servers.push(app);
+  const { port } = await listen(app, '127.0.0.1', 0);
+  const dispatcher = trustingAgent(tls.ca.cert);
+  return (path: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}) =>
+    fetch(`https://127.0.0.1:${port}${path}`, { ...init, dispatcher });
+}
+
+describe('buildServer over real TLS', () => {
+  it('serves health, readiness with reasons, and Prometheus metrics', async () => {
+    const readiness = new Readiness();
+    readiness.register('policies', () => ({ ok: false, reason: 'no valid policy set loaded' }));
+    const call = await start(readiness);
+    expect((await call('/healthz')).status).toBe(200);
+    const ready = await call('/readyz');
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({ ready: false, checks: { policies: { ok: false, reason: 'no valid policy set loaded' } } });
+    const metrics = await call('/metrics');
+    expect(metrics.headers.get('content-type')).toContain('text/plain');
+    expect(await metrics.text()).toContain('portcullis_process_');
+  });
+
+  it.each([
+    ['malformed JSON', { body: '{"a":', headers: { 'content-type': 'application/json' } }, 400, 'REQUEST_MALFORMED'],
+    ['a body over the limit', { body: JSON.stringify({ a: 'x'.repeat(2048) }), headers: { 'content-type': 'application/json' } }, 413, 'REQUEST_TOO_LARGE'],
+    ['an unsupported content type', { body: '<a/>', headers: { 'content-type': 'application/xml' } }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+  ])('answers %s with a JSON error', async (_name, init, status, code) => {
+    const call = await start();
+    const response = await call('/echo', { method: 'POST', ...init });
+    expect(response.status).toBe(status);
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe(code);
+    expect(body.error.message.length).toBeGreaterThan(0);
+    // The server keeps serving after a rejected request.
+    expect((await call('/echo', { method: 'POST', body: '{"ok":1}', headers: { 'content-type': 'application/json' } })).status).toBe(200);
+  });
+
+  it('turns a PortcullisError into its status and code, and unknown routes into 404', async () => {
+    const call = await start();
+    const boom = await call('/boom');
+    expect(boom.status).toBe(403);
+    expect(await boom.json()).toEqual({ error: { code: 'FORBIDDEN', message: 'not for you' } });
+    const missing = await call('/nowhere?x=1');
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'no route for GET /nowhere' } });
+  });
+});

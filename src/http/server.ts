@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import type { Server as HttpsServer } from 'node:https';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Registry } from 'prom-client';
+import { PortcullisError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { Readiness } from './readiness.js';
+
+export interface TlsMaterial {
+  key: string | Buffer;
+  cert: string | Buffer;
+  /** Extra CA certificates to send in the chain. */
+  ca?: string | Buffer;
+}
+
+export interface ServerOptions {
+  logger: Logger;
+  /** Serve HTTPS with this key pair; plain HTTP when absent (tests of internal roles, `--insecure`). */
+  tls?: TlsMaterial;
+  /** Largest accepted request body in bytes (413 above it). Fastify's default of 1 MiB when absent. */
+  bodyLimit?: number;
+  /** When given, `/readyz` reports these checks. */
+  readiness?: Readiness;
+  /** When given, `/metrics` serves this registry. */
+  metrics?: Registry;
+}
+
+export type HttpServer = FastifyInstance;
+
+/** The JSON error body served by Portcullis's own endpoints. */
+export interface ErrorBody {
+  error: { code: string; message: string; detail?: unknown };
+}
+
+export function errorBody(code: string, message: string, detail?: unknown): ErrorBody {
+  return { error: detail === undefined ? { code, message } : { code, message, detail } };
+}
+
+/** Maps fastify's own error codes onto the project's catalog. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'REQUEST_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'REQUEST_MALFORMED',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'REQUEST_MALFORMED',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'REQUEST_MALFORMED',
+};
+
+/**
+ * Converts any error thrown in a handler to `{status, code, message}`. Exposed so that surfaces
+ * with their own envelope (OCI, Harbor, AdmissionReview) share the classification.
+ */
+export function classifyError(error: FastifyError | Error): { status: number; code: string; message: string; detail?: unknown } {
+  if (error instanceof PortcullisError) return { status: error.status, code: error.code, message: error.message, detail: error.detail };
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    return { status: 400, code: 'REQUEST_MALFORMED', message: `${fastifyError.validationContext ?? 'request'} ${error.message}` };
+  }
+  const mapped = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
+  if (mapped) return { status: fastifyError.statusCode ?? 400, code: mapped, message: error.message };
+  if (error instanceof SyntaxError) return { status: 400, code: 'REQUEST_MALFORMED', message: `body is not valid JSON: ${error.message}` };
+  if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    return { status: fastifyError.statusCode, code: 'REQUEST_MALFORMED', message: error.message };
+  }
+  return { status: 500, code: 'INTERNAL', message: 'internal error' };
+}
+
+/**
+ * Builds a fastify app with what every role shares: TLS, request ids (honouring `X-Request-Id`),
+ * the JSON error handler, `/healthz`, `/readyz` and `/metrics`. It never listens: call `listen`
+ * (or `app.listen({ port: 0 })` in tests).
+ */
+export function buildServer(options: ServerOptions): HttpServer {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    ...(options.tls ? { https: { key: options.tls.key, cert: options.tls.cert, ca: options.tls.ca } } : {}),
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // One line per request at info level would dominate the admission hot path; completed
+    // requests are logged at debug below, errors always.
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  }) as unknown as HttpServer;
+
+  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (options.logger.isLevelEnabled('debug')) {
+      request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, durationMs: reply.elapsedTime }, 'request completed');
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const classified = classifyError(error);
+    if (classified.status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ code: classified.code, statusCode: classified.status, reason: classified.message }, 'request rejected');
+    void reply.status(classified.status).send(errorBody(classified.code, classified.message, classified.detail));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send(errorBody('NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`));
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  if (options.readiness) {
+    const readiness = options.readiness;
+    app.get('/readyz', async (_request, reply) => {
+      const report = await readiness.report();
+      return reply.status(report.ready ? 200 : 503).send(report);
+    });
+  }
+
+  if (options.metrics) {
+    const metrics = options.metrics;
+    app.get('/metrics', async (_request, reply) => {
+      return reply.header('content-type', metrics.contentType).send(await metrics.metrics());
+    });
+  }
+
+  return app;
+}
+
+/** Listens on `HOST:PORT` and returns the bound address (the port is resolved when 0). */
+export async function listen(app: HttpServer, host: string, port: number): Promise<{ host: string; port: number }> {
+  await app.listen({ host, port });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') return { host, port };
+  return { host: address.address, port: address.port };
+}
+
+/** Swaps the TLS key pair of a running HTTPS server; new connections use it, open ones keep theirs. */
+export function setTls(app: HttpServer, tls: TlsMaterial): void {
+  (app.server as unknown as HttpsServer).setSecureContext({ key: tls.key, cert: tls.cert, ca: tls.ca });
+}
