@@ -10,7 +10,8 @@ export type RepositoryAction = 'pull' | 'push' | 'delete';
 
 export type Principal =
   | { kind: 'anonymous' }
-  | { kind: 'user'; id: number; name: string; sysadmin: boolean }
+  /** `auditor`: a system role that may read the audit record (and nothing else beyond its project roles). */
+  | { kind: 'user'; id: number; name: string; sysadmin: boolean; auditor: boolean }
   | { kind: 'robot'; id: number; name: string; project: string };
 
 export type AccessDecision =
