@@ -23,6 +23,22 @@ export const ERROR_CODES = {
   CERT_INVALID: { status: 500, summary: 'A certificate or key is corrupt, mismatched or not valid for the required names.' },
   KUBE_API_ERROR: { status: 502, summary: 'A call to the Kubernetes API failed.' },
   INTERNAL: { status: 500, summary: 'An unexpected error; the log has the details.' },
+  REGISTRY_BLOB_UNKNOWN: { status: 404, summary: 'OCI `BLOB_UNKNOWN`: the blob is not known to the repository.' },
+  REGISTRY_BLOB_UPLOAD_INVALID: { status: 400, summary: 'OCI `BLOB_UPLOAD_INVALID`: the upload request or chunk is invalid (bad `Content-Range`, missing digest).' },
+  REGISTRY_BLOB_UPLOAD_UNKNOWN: { status: 404, summary: 'OCI `BLOB_UPLOAD_UNKNOWN`: no upload session with that id in the repository.' },
+  REGISTRY_DIGEST_INVALID: { status: 400, summary: 'OCI `DIGEST_INVALID`: the content does not match the given digest, or the digest is malformed; nothing was stored.' },
+  REGISTRY_MANIFEST_BLOB_UNKNOWN: { status: 404, summary: 'OCI `MANIFEST_BLOB_UNKNOWN`: a manifest references a blob or child manifest the repository does not have.' },
+  REGISTRY_MANIFEST_INVALID: { status: 400, summary: 'OCI `MANIFEST_INVALID`: the manifest is not valid JSON, does not match its media type, or the media type is unknown.' },
+  REGISTRY_MANIFEST_UNKNOWN: { status: 404, summary: 'OCI `MANIFEST_UNKNOWN`: no manifest with that tag or digest in the repository.' },
+  REGISTRY_MANIFEST_TOO_LARGE: { status: 413, summary: 'OCI `SIZE_INVALID`: a manifest is larger than 4 MiB.' },
+  REGISTRY_NAME_INVALID: { status: 400, summary: 'OCI `NAME_INVALID`: the repository name is not `project/repo[/…]` of lower-case components (path traversal included).' },
+  REGISTRY_NAME_UNKNOWN: { status: 404, summary: 'OCI `NAME_UNKNOWN`: the repository (or its project) does not exist.' },
+  REGISTRY_SIZE_INVALID: { status: 400, summary: 'OCI `SIZE_INVALID`: the content length does not match what was announced.' },
+  REGISTRY_RANGE_INVALID: { status: 416, summary: 'OCI `BLOB_UPLOAD_INVALID` with 416: a chunk does not start where the upload ends, or a `Range` cannot be served.' },
+  REGISTRY_TAG_INVALID: { status: 400, summary: 'OCI `TAG_INVALID`: the tag does not match `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.' },
+  REGISTRY_UNSUPPORTED: { status: 405, summary: 'OCI `UNSUPPORTED`: the operation is not supported (e.g. deleting a blob still referenced).' },
+  REGISTRY_DENIED: { status: 403, summary: 'OCI `DENIED`: the principal may not access the repository with that action.' },
+  REGISTRY_SCANNER_UNAVAILABLE: { status: 503, summary: 'No scanner is configured for the registry; scan requests cannot be accepted.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
