@@ -1,8 +1,9 @@
 import type { Command } from './command.js';
+import { upCommand } from './up.js';
 import { versionCommand } from './version.js';
 
 /**
  * Every subcommand of `portcullis`, in the order `portcullis --help` lists them.
  * Each lives in its own file under src/cli/.
  */
-export const COMMANDS: readonly Command[] = [versionCommand];
+export const COMMANDS: readonly Command[] = [upCommand, versionCommand];

@@ -1,0 +1,148 @@
+import { relative } from 'node:path';
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../log/logger.js';
+import { ROLES, startSuite, type Role, type Suite } from '../main.js';
+import type { ReadinessReport } from '../http/readiness.js';
+import { EXIT, stringOption, type Command } from './command.js';
+import { packageVersion } from './version.js';
+
+const WHAT: Record<Role, string> = {
+  webhook: 'admission webhooks: POST /validate, POST /mutate',
+  registry: 'OCI registry /v2/, Harbor API /api/v2.0/',
+  scanner: 'Trivy orchestrator, scanner-adapter API /api/v1/',
+};
+
+function readinessLine(report: ReadinessReport): string {
+  if (report.ready) return 'ready';
+  const reasons = Object.entries(report.checks)
+    .filter(([, check]) => !check.ok)
+    .map(([name, check]) => `${name}: ${check.reason ?? 'failing'}`);
+  return `not ready (${reasons.join('; ')})`;
+}
+
+/** The text printed once everything listens: every URL, the CA, the password, the next steps. */
+export async function banner(suite: Suite, cwd: string): Promise<string> {
+  const show = (path: string) => (path.startsWith(cwd) ? `./${relative(cwd, path)}` : path);
+  const lines = [`Portcullis ${packageVersion()} is up.`, ''];
+  for (const role of ROLES) {
+    const endpoint = suite.endpoints[role];
+    lines.push(`  ${role.padEnd(9)} ${endpoint.url.padEnd(28)} ${WHAT[role]}`);
+    lines.push(`  ${''.padEnd(9)} ${readinessLine(await suite.readiness(role))}`);
+  }
+  const { admin } = suite;
+  lines.push('');
+  lines.push(`  CA        ${show(suite.caFile)}   (trust directory for skopeo/docker: ${show(suite.trustDir)})`);
+  if (admin.generatedPassword) {
+    lines.push(`  admin     user "${admin.username}", password ${admin.generatedPassword}`);
+    lines.push(`            (shown this once; kept in ${show(admin.passwordFile ?? '')})`);
+  } else if (admin.passwordFile) {
+    lines.push(`  admin     user "${admin.username}", password in ${show(admin.passwordFile)}`);
+  } else {
+    lines.push(`  admin     user "${admin.username}", password from PORTCULLIS_ADMIN_PASSWORD`);
+  }
+  lines.push(`  policies  ${show(suite.policiesDir)}`);
+  lines.push(`  webhooks  ${show(suite.webhooksDir)}`);
+  const kube = suite.kube;
+  lines.push(
+    `  cluster   ${kube.mode === 'kubeconfig' ? `kubeconfig ${kube.file}` : kube.mode === 'in-cluster' ? 'in-cluster service account' : `none (${kube.reason}); everything else works without one`}`,
+  );
+  const registryHost = suite.endpoints.registry.url.replace(/^https?:\/\//, '');
+  const password = admin.passwordFile ? `$(cat ${show(admin.passwordFile)})` : '$PORTCULLIS_ADMIN_PASSWORD';
+  lines.push(
+    '',
+    'Next steps:',
+    '  1. Push an image (it is scanned on push):',
+    `     skopeo copy --dest-cert-dir ${show(suite.trustDir)} --dest-creds "admin:${password}" \\`,
+    `       docker-archive:image.tar docker://${registryHost}/library/app:1.0`,
+    '  2. Render the webhook configurations for a cluster that reaches this machine:',
+    `     npx portcullis webhooks render --ca ${show(suite.caFile)} --url ${suite.endpoints.webhook.url}`,
+    '  3. Ask for a decision without a cluster:',
+    `     npx portcullis review -f deployment.yaml`,
+    '',
+    'Press Ctrl-C to stop (in-flight requests finish, the audit buffer is flushed).',
+    '',
+  );
+  return lines.join('\n');
+}
+
+/** Resolves with the name of the first SIGINT or SIGTERM; a second one kills the process as usual. */
+function nextSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+export const upCommand: Command = {
+  name: 'up',
+  summary: 'Run the webhook, the registry and the scanner in one process (a laptop or a demo)',
+  usage: `Usage: portcullis up [--data-dir DIR] [--webhook-listen HOST:PORT] [--registry-listen HOST:PORT]
+                    [--scanner-listen HOST:PORT] [--config FILE]
+
+Runs every role in this process with an SQLite database and blob storage in the data directory.
+On first start it issues a CA and a serving certificate (localhost, 127.0.0.1, the Service names)
+and generates the registry's admin password, printed once. Policies are read from policies/.
+Trivy is used when it is on PATH; otherwise the scanner reports "not ready" with the reason.
+Kubernetes is used when KUBECONFIG is set or the process runs in a cluster; everything else works
+without one. SIGINT or SIGTERM stops it gracefully: servers stop accepting, in-flight admission
+requests finish, the audit buffer is flushed and the database closed.
+
+Options:
+  --data-dir DIR              Embedded state: database, blobs, certificates, password (default ./.portcullis)
+  --webhook-listen HOST:PORT  Admission HTTPS server (default 127.0.0.1:8443; port 0 picks a free port)
+  --registry-listen HOST:PORT Registry HTTPS server (default 127.0.0.1:5000)
+  --scanner-listen HOST:PORT  Scanner HTTPS server (default 127.0.0.1:8080)
+  --config FILE               YAML configuration (default: PORTCULLIS_CONFIG, else none); flags win over it
+                              and over PORTCULLIS_* variables (docs/configuration.md)
+
+Exit codes:
+  0  stopped cleanly after SIGINT/SIGTERM
+  2  bad usage, invalid configuration, or a start failure (port in use, unreadable data directory)
+
+Example:
+  portcullis up --data-dir /tmp/pc --registry-listen 127.0.0.1:5001
+`,
+  options: {
+    'data-dir': { type: 'string' },
+    'webhook-listen': { type: 'string' },
+    'registry-listen': { type: 'string' },
+    'scanner-listen': { type: 'string' },
+    config: { type: 'string' },
+  },
+  positionals: false,
+  async run({ values, io }) {
+    const overrides: Record<string, unknown> = {};
+    const dataDir = stringOption(values, 'data-dir');
+    if (dataDir) overrides.dataDir = dataDir;
+    const listenFlags: [string, string][] = [
+      ['webhook-listen', 'webhook'],
+      ['registry-listen', 'registry'],
+      ['scanner-listen', 'scanner'],
+    ];
+    for (const [flag, section] of listenFlags) {
+      const value = stringOption(values, flag);
+      if (value) overrides[section] = { listen: value };
+    }
+    const config = loadConfig({ file: stringOption(values, 'config'), env: io.env, overrides });
+    // Logs go to stderr so that the banner on stdout stays readable (and parseable by tests).
+    const logger = createLogger({ level: config.log.level }, process.stderr);
+    const suite = await startSuite({ config, logger, env: io.env, cwd: io.cwd });
+    io.stdout(await banner(suite, io.cwd));
+    const signal = await nextSignal();
+    logger.info({ signal }, 'shutting down');
+    // A safety net that does not itself keep the process alive: if some handle stays open after
+    // a clean close, exit anyway instead of hanging the terminal.
+    setTimeout(() => {
+      logger.warn('handles still open after shutdown; exiting');
+      process.exit(EXIT.ok);
+    }, 10_000).unref();
+    await suite.close();
+    logger.info('stopped');
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,111 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fetch } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+import { trustingAgent } from '../helpers/tls.js';
+
+/**
+ * `portcullis up` as a user runs it: a real child process on ephemeral ports with a fresh data
+ * directory; the test waits for the banner, talks TLS to every endpoint, then presses Ctrl-C.
+ */
+const entry = join(repoRoot, 'src/cli/main.ts');
+
+interface Started {
+  child: ChildProcessWithoutNullStreams;
+  stdout: () => string;
+  stderr: () => string;
+}
+
+function startUp(dataDir: string, extraEnv: Record<string, string> = {}): Promise<Started> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', entry, 'up', '--data-dir', dataDir, '--webhook-listen', '127.0.0.1:0', '--registry-listen', '127.0.0.1:0', '--scanner-listen', '127.0.0.1:0'],
+    // An empty PATH entry for Trivy keeps the "not ready" path deterministic on machines that have it.
+    { cwd: repoRoot, env: { ...process.env, KUBECONFIG: '', PORTCULLIS_SCANNER_TRIVY_PATH: '/nonexistent/trivy', ...extraEnv } },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes('Press Ctrl-C')) resolve({ child, stdout: () => stdout, stderr: () => stderr });
+    });
+    child.once('exit', (code) => reject(new Error(`up exited with ${code} before the banner:\n${stdout}\n${stderr}`)));
+  });
+}
+
+function urlOf(banner: string, role: string): string {
+  const match = new RegExp(`^  ${role}\\s+(https?://\\S+)`, 'm').exec(banner);
+  if (!match?.[1]) throw new Error(`no ${role} URL in the banner:\n${banner}`);
+  return match[1];
+}
+
+describe('portcullis up', () => {
+  const data = tempDir();
+  let started: Started;
+  const t0 = Date.now();
+  let startupMs = 0;
+
+  beforeAll(async () => {
+    started = await startUp(data.path);
+    startupMs = Date.now() - t0;
+  });
+  afterAll(() => {
+    if (started.child.exitCode === null) started.child.kill('SIGKILL');
+    data.remove();
+  });
+
+  it('comes up well within a minute and prints every URL, the CA and the password once', () => {
+    expect(startupMs).toBeLessThan(60_000);
+    const banner = started.stdout();
+    for (const role of ['webhook', 'registry', 'scanner']) expect(urlOf(banner, role)).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(banner).toContain(join(data.path, 'certs/ca.crt'));
+    const password = readFileSync(join(data.path, 'admin-password'), 'utf8').trim();
+    expect(banner).toContain(`password ${password}`);
+    expect(banner).toContain('webhooks render --ca');
+  });
+
+  it('shows the scanner as not ready with the reason when Trivy is absent', () => {
+    expect(started.stdout()).toMatch(/not ready \(.*trivy.*\/nonexistent\/trivy/);
+  });
+
+  it('serves /healthz on every endpoint over TLS signed by the printed CA', async () => {
+    const ca = readFileSync(join(data.path, 'certs/ca.crt'), 'utf8');
+    const dispatcher = trustingAgent(ca);
+    try {
+      for (const role of ['webhook', 'registry', 'scanner']) {
+        const response = await fetch(`${urlOf(started.stdout(), role)}/healthz`, { dispatcher });
+        expect(response.status, role).toBe(200);
+        expect(await response.json()).toEqual({ status: 'ok' });
+      }
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  it('exits 0 on Ctrl-C (SIGINT) after closing everything', async () => {
+    const exited = once(started.child, 'exit');
+    started.child.kill('SIGINT');
+    const [code] = (await exited) as [number | null];
+    expect(code, started.stderr()).toBe(0);
+    expect(started.stderr()).toContain('"msg":"stopped"');
+  });
+
+  it('keeps the certificates and password on the next start and does not print the password again', async () => {
+    const again = await startUp(data.path);
+    try {
+      expect(again.stdout()).not.toMatch(/password [A-Za-z0-9_-]{20,}/);
+      expect(again.stdout()).toContain(`password in ${join(data.path, 'admin-password')}`);
+    } finally {
+      const exited = once(again.child, 'exit');
+      again.child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(0);
+    }
+  });
+});
