@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetch } from 'undici';
+import { startKubeApiServer, type KubeApiServer } from './kube-apiserver.js';
+import { trustingAgent } from './tls.js';
+
+let kube: KubeApiServer;
+beforeAll(async () => {
+  kube = await startKubeApiServer();
+});
+afterAll(async () => {
+  await kube.close();
+});
+
+async function call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${kube.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${kube.token}`, 'content-type': contentType },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    dispatcher: trustingAgent(kube.caPem),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+const secrets = '/api/v1/namespaces/ns/secrets';
+
+describe('the kube-apiserver stand-in', () => {
+  it('applies a json-patch, a merge-patch and a strategic-merge-patch (as merge)', async () => {
+    expect((await call('POST', secrets, { metadata: { name: 'p' }, data: { a: 'MQ==' } })).status).toBe(201);
+    const json = await call('PATCH', `${secrets}/p`, [{ op: 'add', path: '/data/b', value: 'Mg==' }, { op: 'remove', path: '/data/a' }], 'application/json-patch+json');
+    expect(json.body.data).toEqual({ b: 'Mg==' });
+    const merge = await call('PATCH', `${secrets}/p`, { data: { b: null, c: 'Mw==' } }, 'application/merge-patch+json');
+    expect(merge.body.data).toEqual({ c: 'Mw==' });
+    const strategic = await call('PATCH', `${secrets}/p`, { metadata: { labels: { l: 'v' } } }, 'application/strategic-merge-patch+json');
+    expect(strategic.body.metadata).toMatchObject({ labels: { l: 'v' } });
+  });
+
+  it.each([
+    ['a json-patch test that fails', [{ op: 'test', path: '/data/c', value: 'nope' }], 'application/json-patch+json', 422, 'Invalid'],
+    ['a json-patch removing a missing key', [{ op: 'remove', path: '/data/zzz' }], 'application/json-patch+json', 422, 'Invalid'],
+    ['a merge-patch with a stale resourceVersion', { metadata: { resourceVersion: '1' } }, 'application/merge-patch+json', 409, 'Conflict'],
+    ['an apply-patch', {}, 'application/apply-patch+yaml', 415, 'UnsupportedMediaType'],
+  ])('answers %s with a Status', async (_name, patch, contentType, code, reason) => {
+    const answer = await call('PATCH', `${secrets}/p`, patch, contentType);
+    expect(answer.status).toBe(code);
+    expect(answer.body).toMatchObject({ kind: 'Status', status: 'Failure', code, reason });
+  });
+
+  it('names generated objects, rejects a namespace mismatch and unknown paths', async () => {
+    const generated = await call('POST', secrets, { metadata: { generateName: 'gen-' } });
+    expect(generated.body.metadata).toMatchObject({ name: expect.stringMatching(/^gen-.{5}$/), namespace: 'ns' });
+    expect((await call('POST', secrets, { metadata: { name: 'x', namespace: 'other' } })).status).toBe(400);
+    expect((await call('GET', '/api/v1/nonsense')).status).toBe(404);
+  });
+
+  it('runs a beforeNext hook just before the matching request, simulating a concurrent writer', async () => {
+    const read = await call('GET', `${secrets}/p`);
+    kube.beforeNext({ verb: 'update', name: 'p' }, () => {
+      kube.objects.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'p', namespace: 'ns' }, data: { other: 'eA==' } });
+    });
+    const update = await call('PUT', `${secrets}/p`, read.body);
+    expect(update.status).toBe(409);
+    expect(kube.objects.get('secrets', 'p', 'ns')?.data).toEqual({ other: 'eA==' });
+  });
+
+  it('stamps Namespaces with the kubernetes.io/metadata.name label the webhooks select on', async () => {
+    const created = await call('POST', '/api/v1/namespaces', { metadata: { name: 'team-a' } });
+    expect(created.body.metadata).toMatchObject({ labels: { 'kubernetes.io/metadata.name': 'team-a' } });
+  });
+});
