@@ -1,0 +1,107 @@
+/**
+ * The text users read at `kubectl apply`: one line per violation,
+ * `[policy/rule] image (sha256:short): 2 Critical, 1 High above the limit High: CVE-… (openssl 1.1.1k → 1.1.1l), … (+N more)`,
+ * and one closing line on how to request an exception. Warnings must stay under 120 characters,
+ * so every line can be rendered shorter (fewer CVEs listed, then cut).
+ */
+import { shortDigest } from './image-reference.js';
+import { severityRank, type Finding, type ReviewedImage, type VerdictState } from './types.js';
+
+/** Kubernetes shows admission warnings of at most 120 characters; ours stay strictly below. */
+export const MAX_WARNING_LENGTH = 119;
+/** How many CVEs a denial line names before `(+N more)`. */
+export const MAX_LISTED_CVES = 3;
+
+/** A violation line in parts, so it can be rendered long (denial) or short (warning). */
+export interface ViolationText {
+  policy: string;
+  rule: string;
+  /** `nginx:1.21 (sha256:0123456789ab)` */
+  subject: string;
+  /** What is wrong (`2 Critical, 1 High above the limit High`). */
+  summary: string;
+  /** Findings to name, worst first (`CVE-2021-3711 (openssl 1.1.1k → 1.1.1l)`). */
+  items?: string[];
+}
+
+export function imageSubject(image: ReviewedImage, verdictDigest?: string): string {
+  const digest = image.digest ?? image.reference.digest ?? verdictDigest;
+  return digest === undefined ? image.reference.original : `${image.reference.original} (${shortDigest(digest)})`;
+}
+
+/** Renders with at most `maxItems` findings named; the rest become `(+N more)`. */
+export function renderViolation(text: ViolationText, maxItems = MAX_LISTED_CVES): string {
+  const head = `[${text.policy}/${text.rule}] ${text.subject}: ${text.summary}`;
+  const items = text.items ?? [];
+  if (items.length === 0) return head;
+  const shown = items.slice(0, maxItems);
+  const more = items.length - shown.length;
+  if (shown.length === 0) return `${head} (${more} CVE${more === 1 ? '' : 's'})`;
+  return `${head}: ${shown.join(', ')}${more > 0 ? ` (+${more} more)` : ''}`;
+}
+
+/** The longest rendering that fits a warning: fewer findings first, then a cut with an ellipsis. */
+export function renderWarning(text: ViolationText): string {
+  for (let max = Math.min(MAX_LISTED_CVES, text.items?.length ?? 0); max >= 0; max -= 1) {
+    const line = renderViolation(text, max);
+    if (line.length <= MAX_WARNING_LENGTH) return line;
+  }
+  return truncate(renderViolation(text, 0), MAX_WARNING_LENGTH);
+}
+
+export function truncate(line: string, max: number): string {
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}
+
+/** `CVE-2021-3711 (openssl 1.1.1k → 1.1.1l)`, or `(busybox 1.30.1, no fix)` when unfixed. */
+export function describeFinding(finding: Finding): string {
+  const fix = finding.fixedVersion ? ` → ${finding.fixedVersion}` : ', no fix';
+  return `${finding.id} (${finding.package} ${finding.installedVersion}${fix})`;
+}
+
+/** Worst first, then by id, one entry per CVE id (the first package found). */
+export function listFindings(findings: readonly Finding[]): string[] {
+  const sorted = [...findings].sort((a, b) => severityRank(b.severity) - severityRank(a.severity) || a.id.localeCompare(b.id) || a.package.localeCompare(b.package));
+  const seen = new Set<string>();
+  const items: string[] = [];
+  for (const finding of sorted) {
+    if (seen.has(finding.id)) continue;
+    seen.add(finding.id);
+    items.push(describeFinding(finding));
+  }
+  return items;
+}
+
+const STATE_LABELS: Readonly<Record<Exclude<VerdictState, 'scanned'>, string>> = {
+  pending: 'scan pending',
+  unscanned: 'not scanned yet',
+  failed: 'scan failed',
+  unsupported: 'cannot be scanned',
+  unavailable: 'no verdict',
+};
+
+/** `scan pending: queued behind 3 jobs`; the reason alone when it already says it (`scanner not ready: …`). */
+export function describeState(state: Exclude<VerdictState, 'scanned'>, reason: string): string {
+  const label = STATE_LABELS[state];
+  const trimmed = reason.trim();
+  if (trimmed === '' ) return label;
+  if (trimmed.toLowerCase().startsWith(label) || /^scanner not ready/i.test(trimmed)) return trimmed;
+  return `${label}: ${trimmed}`;
+}
+
+/** `12d` / `5h` / `40m`: an age as a short human duration. */
+export function describeAge(ms: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 120) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours}h`;
+  return `${Math.floor(hours / 24)}d`;
+}
+
+/** The closing line of a denial: which kind to create and which fields to set. */
+export function exceptionHint(policies: readonly string[], namespace: string): string {
+  return (
+    `To request an exception, submit a PolicyException (portcullis.io/v1alpha1) with spec.policies [${policies.join(', ')}], ` +
+    `spec.namespaces [${namespace}], spec.images (glob or digest), optional spec.cves, a spec.reason and spec.expires (docs/policies.md).`
+  );
+}
