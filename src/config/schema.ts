@@ -85,6 +85,14 @@ export interface Config {
     extraArgs: string[];
     /** A report older than this is rescanned when its verdict is asked for. */
     maxReportAgeHours: number;
+    /** Runs of a scan job before a transient failure (registry 5xx, network) becomes final. */
+    maxAttempts: number;
+    /** Backoff before the first retry; doubled for each further one. */
+    retryBackoffSeconds: number;
+    /** How often `trivy --version` is probed (readiness, vulnerability DB changes). */
+    statusIntervalSeconds: number;
+    /** When set, the scanner API (`/api/v1/…`) requires `Authorization: Bearer <apiToken>`. */
+    apiToken?: string;
   };
   audit: {
     retentionDays: number;
@@ -204,7 +212,10 @@ export const configSchema: JSONSchemaType<Config> = {
     scanner: {
       type: 'object',
       additionalProperties: false,
-      required: ['listen', 'trivyPath', 'cacheDir', 'concurrency', 'timeoutSeconds', 'insecure', 'extraArgs', 'maxReportAgeHours'],
+      required: [
+        'listen', 'trivyPath', 'cacheDir', 'concurrency', 'timeoutSeconds', 'insecure', 'extraArgs', 'maxReportAgeHours',
+        'maxAttempts', 'retryBackoffSeconds', 'statusIntervalSeconds',
+      ],
       properties: {
         listen: hostPort,
         trivyPath: str,
@@ -214,6 +225,10 @@ export const configSchema: JSONSchemaType<Config> = {
         insecure: { type: 'boolean' },
         extraArgs: { type: 'array', items: { type: 'string' } },
         maxReportAgeHours: { type: 'integer', minimum: 1 },
+        maxAttempts: { type: 'integer', minimum: 1, maximum: 20 },
+        retryBackoffSeconds: { type: 'integer', minimum: 1 },
+        statusIntervalSeconds: { type: 'integer', minimum: 5 },
+        apiToken: { type: 'string', minLength: 16, nullable: true },
       },
     },
     audit: {
@@ -280,6 +295,9 @@ export function defaultConfig(dataDir: string): Config {
       insecure: false,
       extraArgs: [],
       maxReportAgeHours: 168,
+      maxAttempts: 3,
+      retryBackoffSeconds: 30,
+      statusIntervalSeconds: 300,
     },
     audit: {
       retentionDays: 90,
