@@ -62,8 +62,12 @@ export interface Config {
     secretName?: string;
     caValidityDays: number;
     servingValidityDays: number;
-    /** Renew the serving certificate when less than this share of its lifetime remains. */
+    /** Renew a certificate (serving, or the CA) when less than this share of its lifetime remains. */
     renewBeforeFraction: number;
+    /** During a CA rotation: how long the new CA is trusted before it signs, and the old one kept after. */
+    overlapSeconds: number;
+    /** How often the stores, the caBundle of the webhooks and the expiry are re-checked. */
+    checkIntervalSeconds: number;
   };
   registry: {
     listen: string;
@@ -176,7 +180,7 @@ export const configSchema: JSONSchemaType<Config> = {
     certs: {
       type: 'object',
       additionalProperties: false,
-      required: ['mode', 'dir', 'service', 'namespace', 'dnsNames', 'ipAddresses', 'caValidityDays', 'servingValidityDays', 'renewBeforeFraction'],
+      required: ['mode', 'dir', 'service', 'namespace', 'dnsNames', 'ipAddresses', 'caValidityDays', 'servingValidityDays', 'renewBeforeFraction', 'overlapSeconds', 'checkIntervalSeconds'],
       properties: {
         mode: { type: 'string', enum: ['managed', 'external'] },
         dir: str,
@@ -188,6 +192,8 @@ export const configSchema: JSONSchemaType<Config> = {
         caValidityDays: { type: 'integer', minimum: 1 },
         servingValidityDays: { type: 'integer', minimum: 1 },
         renewBeforeFraction: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
+        overlapSeconds: { type: 'integer', minimum: 0 },
+        checkIntervalSeconds: { type: 'integer', minimum: 1, maximum: 86_400 },
       },
     },
     registry: {
@@ -279,6 +285,8 @@ export function defaultConfig(dataDir: string): Config {
       caValidityDays: 3650,
       servingValidityDays: 365,
       renewBeforeFraction: 1 / 3,
+      overlapSeconds: 86_400,
+      checkIntervalSeconds: 60,
     },
     registry: {
       listen: '127.0.0.1:5000',
