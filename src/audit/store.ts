@@ -1,0 +1,336 @@
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import { sql, type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
+import type { DecisionRecord } from '../admission/decision.js';
+import type { PolicyResult, ResultStatus } from '../policy/types.js';
+import { decisionImageSchema, policyResultSchema, type DecisionImage, type StoredDecision, type Summary } from './api-schemas.js';
+import { globPrefix, globToLike, globToSqliteGlob, prefixUpperBound, type Cursor, type DecisionFilter } from './filter.js';
+import { isPostgres, toNumber, type AuditDb, type AuditTables } from './tables.js';
+
+/** Where decisions are written; the DecisionWriter needs nothing more (tests pass a blocking one). */
+export interface DecisionInserter {
+  /** Inserts all records in one transaction; rejects (inserting none) when the database fails. */
+  insert(records: readonly DecisionRecord[]): Promise<void>;
+}
+
+export interface DecisionStore extends DecisionInserter {
+  /** One page, newest first, strictly after `cursor` when given. `next` is absent on the last page. */
+  list(filter: DecisionFilter, page: { limit: number; cursor?: Cursor }): Promise<{ items: StoredDecision[]; next?: Cursor }>;
+  /** Counts over [sinceMs, untilMs]; lists are cut to the `top` largest entries. */
+  summary(window: { sinceMs: number; untilMs: number }, top: number): Promise<Summary>;
+  /** Deletes decisions older than `olderThanMs` and the oldest beyond `maxRecords`. Idempotent. */
+  prune(limits: { olderThanMs: number; maxRecords: number }): Promise<{ deleted: number }>;
+}
+
+const STATUS_RANK: Record<ResultStatus, number> = { pass: 0, skip: 1, warn: 2, fail: 3, error: 4 };
+const VIOLATED: ResultStatus[] = ['fail', 'warn', 'error'];
+/** Rows per INSERT statement: stays below SQLite's limit of 32766 bound parameters. */
+const ROWS_PER_STATEMENT = 500;
+const PRUNE_CHUNK = 5000;
+const CVE = /\b(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3})\b/g;
+
+type DecisionRow = Omit<AuditTables['audit_decisions'], 'id'> & { id: number | string };
+
+function worstByPolicy(results: readonly PolicyResult[]): Map<string, ResultStatus> {
+  const worst = new Map<string, ResultStatus>();
+  for (const result of results) {
+    const current = worst.get(result.policy);
+    if (current === undefined || STATUS_RANK[result.status] > STATUS_RANK[current]) worst.set(result.policy, result.status);
+  }
+  return worst;
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let start = 0; start < items.length; start += size) out.push(items.slice(start, start + size));
+  return out;
+}
+
+export function createDecisionStore(db: AuditDb): DecisionStore {
+  const postgres = isPostgres(db);
+  const ajv = new Ajv({ allErrors: false });
+  addFormats.default(ajv);
+  const validImages = ajv.compile<DecisionImage[]>({ type: 'array', items: decisionImageSchema });
+  const validResults = ajv.compile<PolicyResult[]>({ type: 'array', items: policyResultSchema });
+  const validStrings = ajv.compile<string[]>({ type: 'array', items: { type: 'string' } });
+
+  function parseJson<T>(column: string, id: number, text: string, valid: (value: unknown) => value is T): T {
+    const value: unknown = JSON.parse(text);
+    if (!valid(value)) throw new Error(`audit_decisions id ${id}: column ${column} does not hold the expected JSON shape`);
+    return value;
+  }
+
+  function toDecision(row: DecisionRow): StoredDecision {
+    const id = toNumber(row.id);
+    return {
+      id,
+      time: new Date(toNumber(row.time_ms)).toISOString(),
+      uid: row.uid,
+      webhook: row.webhook === 'mutate' ? 'mutate' : 'validate',
+      user: { username: row.username, groups: parseJson('groups', id, row.groups, validStrings) },
+      operation: row.operation,
+      namespace: row.namespace,
+      kind: row.kind,
+      name: row.name,
+      images: parseJson('images', id, row.images, validImages),
+      results: parseJson('results', id, row.results, validResults),
+      decision: row.decision === 'deny' ? 'deny' : 'allow',
+      mode: row.mode === 'deny' || row.mode === 'warn' || row.mode === 'audit' ? row.mode : 'none',
+      warnings: parseJson('warnings', id, row.warnings, validStrings),
+      patch: parseJson('patch', id, row.patch, validStrings),
+      dryRun: toNumber(row.dry_run) === 1,
+      durationMs: row.duration_ms,
+    };
+  }
+
+  /** `image` matches the glob: an index range on the literal prefix, then the exact pattern. */
+  function imageMatches(eb: ExpressionBuilder<AuditTables, 'audit_decision_images'>, glob: string): Expression<SqlBool> {
+    const prefix = globPrefix(glob);
+    const conditions: Expression<SqlBool>[] = [];
+    if (prefix === glob) return eb('audit_decision_images.image', '=', glob);
+    if (prefix !== '') {
+      conditions.push(eb('audit_decision_images.image', '>=', prefix));
+      conditions.push(eb('audit_decision_images.image', '<', prefixUpperBound(prefix)));
+    }
+    conditions.push(
+      postgres
+        ? sql<SqlBool>`${sql.ref('audit_decision_images.image')} like ${globToLike(glob)} escape '\\'`
+        : sql<SqlBool>`${sql.ref('audit_decision_images.image')} glob ${globToSqliteGlob(glob)}`,
+    );
+    return eb.and(conditions);
+  }
+
+  return {
+    async insert(records) {
+      if (records.length === 0) return;
+      await db.transaction().execute(async (trx) => {
+        for (const batch of chunks(records, ROWS_PER_STATEMENT)) {
+          const rows = batch.map((record) => ({
+            time_ms: Date.parse(record.time),
+            uid: record.uid,
+            webhook: record.webhook,
+            username: record.user.username,
+            groups: JSON.stringify(record.user.groups),
+            operation: record.operation,
+            namespace: record.namespace,
+            kind: record.kind,
+            name: record.name,
+            decision: record.decision,
+            mode: record.mode,
+            dry_run: record.dryRun ? 1 : 0,
+            duration_ms: record.durationMs,
+            images: JSON.stringify(record.images),
+            results: JSON.stringify(record.results),
+            warnings: JSON.stringify(record.warnings),
+            patch: JSON.stringify(record.patch),
+          }));
+          // Both SQLite and PostgreSQL return the rows of a multi-row VALUES insert in order.
+          const ids = await trx.insertInto('audit_decisions').values(rows).returning('id').execute();
+          const images: AuditTables['audit_decision_images'][] = [];
+          const policies: AuditTables['audit_decision_policies'][] = [];
+          batch.forEach((record, index) => {
+            const decisionId = toNumber(ids[index]?.id ?? Number.NaN);
+            const timeMs = Date.parse(record.time);
+            const seen = new Set<string>();
+            for (const image of record.images) {
+              const key = `${image.image}\n${image.digest ?? ''}`;
+              if (seen.has(key)) continue;
+              seen.add(key);
+              images.push({ decision_id: decisionId, time_ms: timeMs, image: image.image, digest: image.digest ?? null });
+            }
+            for (const [policy, status] of worstByPolicy(record.results)) policies.push({ decision_id: decisionId, time_ms: timeMs, policy, status });
+          });
+          for (const part of chunks(images, ROWS_PER_STATEMENT * 3)) await trx.insertInto('audit_decision_images').values(part).execute();
+          for (const part of chunks(policies, ROWS_PER_STATEMENT * 3)) await trx.insertInto('audit_decision_policies').values(part).execute();
+        }
+      });
+    },
+
+    async list(filter, page) {
+      const since = filter.sinceMs;
+      const until = page.cursor ? Math.min(page.cursor.timeMs, filter.untilMs ?? Number.POSITIVE_INFINITY) : filter.untilMs;
+      let query = db.selectFrom('audit_decisions').selectAll();
+      if (since !== undefined) query = query.where('time_ms', '>=', since);
+      if (until !== undefined) query = query.where('time_ms', '<=', until);
+      if (filter.namespace !== undefined) query = query.where('namespace', '=', filter.namespace);
+      if (filter.kind !== undefined) query = query.where('kind', '=', filter.kind);
+      if (filter.name !== undefined) query = query.where('name', '=', filter.name);
+      if (filter.decision !== undefined) query = query.where('decision', '=', filter.decision);
+      if (filter.user !== undefined) query = query.where('username', '=', filter.user);
+      if (filter.operation !== undefined) query = query.where('operation', '=', filter.operation);
+      if (filter.dryRun !== undefined) query = query.where('dry_run', '=', filter.dryRun ? 1 : 0);
+      if (page.cursor) {
+        const { timeMs, id } = page.cursor;
+        query = query.where((eb) => eb.or([eb('time_ms', '<', timeMs), eb('id', '<', id)]));
+      }
+      if (filter.image !== undefined || filter.digest !== undefined) {
+        const { image, digest } = filter;
+        query = query.where('id', 'in', (eb) => {
+          let sub = eb.selectFrom('audit_decision_images').select('audit_decision_images.decision_id');
+          if (digest !== undefined) sub = sub.where('audit_decision_images.digest', '=', digest);
+          if (image !== undefined) sub = sub.where((inner) => imageMatches(inner, image));
+          if (since !== undefined) sub = sub.where('audit_decision_images.time_ms', '>=', since);
+          if (until !== undefined) sub = sub.where('audit_decision_images.time_ms', '<=', until);
+          return sub;
+        });
+      }
+      if (filter.policy !== undefined) {
+        const policy = filter.policy;
+        query = query.where('id', 'in', (eb) => {
+          let sub = eb
+            .selectFrom('audit_decision_policies')
+            .select('audit_decision_policies.decision_id')
+            .where('audit_decision_policies.policy', '=', policy)
+            .where('audit_decision_policies.status', 'in', VIOLATED);
+          if (since !== undefined) sub = sub.where('audit_decision_policies.time_ms', '>=', since);
+          if (until !== undefined) sub = sub.where('audit_decision_policies.time_ms', '<=', until);
+          return sub;
+        });
+      }
+      const rows = await query.orderBy('time_ms', 'desc').orderBy('id', 'desc').limit(page.limit + 1).execute();
+      const items = rows.slice(0, page.limit).map(toDecision);
+      const last = items[items.length - 1];
+      if (rows.length <= page.limit || !last) return { items };
+      return { items, next: { timeMs: Date.parse(last.time), id: last.id } };
+    },
+
+    async summary(window, top) {
+      const { sinceMs, untilMs } = window;
+      const inWindow = <T extends 'audit_decisions' | 'audit_decision_images' | 'audit_decision_policies'>(table: T) =>
+        (eb: ExpressionBuilder<AuditTables, T>) =>
+          eb.and([eb(sql.ref(`${table}.time_ms`), '>=', sinceMs), eb(sql.ref(`${table}.time_ms`), '<=', untilMs)]);
+
+      const byDecisionRows = await db
+        .selectFrom('audit_decisions')
+        .select(['decision', 'mode', 'dry_run', (eb) => eb.fn.countAll<number | string>().as('count')])
+        .where(inWindow('audit_decisions'))
+        .groupBy(['decision', 'mode', 'dry_run'])
+        .execute();
+      const summary: Summary = {
+        window: { since: new Date(sinceMs).toISOString(), until: new Date(untilMs).toISOString() },
+        total: 0,
+        dryRun: 0,
+        byDecision: { allow: 0, deny: 0 },
+        byMode: { deny: 0, warn: 0, audit: 0, none: 0 },
+        byPolicy: [],
+        byNamespace: [],
+        byImage: [],
+        topDeniedImages: [],
+      };
+      for (const row of byDecisionRows) {
+        const n = toNumber(row.count);
+        summary.total += n;
+        if (toNumber(row.dry_run) === 1) summary.dryRun += n;
+        if (row.decision === 'allow' || row.decision === 'deny') summary.byDecision[row.decision] += n;
+        if (row.mode === 'deny' || row.mode === 'warn' || row.mode === 'audit' || row.mode === 'none') summary.byMode[row.mode] += n;
+      }
+
+      const policyRows = await db
+        .selectFrom('audit_decision_policies')
+        .select(['policy', 'status', (eb) => eb.fn.countAll<number | string>().as('count')])
+        .where(inWindow('audit_decision_policies'))
+        .groupBy(['policy', 'status'])
+        .execute();
+      const policies = new Map<string, Summary['byPolicy'][number]>();
+      for (const row of policyRows) {
+        const entry = policies.get(row.policy) ?? { policy: row.policy, fail: 0, warn: 0, error: 0, pass: 0, skip: 0 };
+        if (row.status === 'fail' || row.status === 'warn' || row.status === 'error' || row.status === 'pass' || row.status === 'skip') {
+          entry[row.status] += toNumber(row.count);
+        }
+        policies.set(row.policy, entry);
+      }
+      summary.byPolicy = [...policies.values()]
+        .sort((a, b) => b.fail + b.warn + b.error - (a.fail + a.warn + a.error) || a.policy.localeCompare(b.policy))
+        .slice(0, top);
+
+      const namespaceRows = await db
+        .selectFrom('audit_decisions')
+        .select(['namespace', 'decision', (eb) => eb.fn.countAll<number | string>().as('count')])
+        .where(inWindow('audit_decisions'))
+        .groupBy(['namespace', 'decision'])
+        .execute();
+      const namespaces = new Map<string, Summary['byNamespace'][number]>();
+      for (const row of namespaceRows) {
+        const entry = namespaces.get(row.namespace) ?? { namespace: row.namespace, total: 0, denied: 0 };
+        entry.total += toNumber(row.count);
+        if (row.decision === 'deny') entry.denied += toNumber(row.count);
+        namespaces.set(row.namespace, entry);
+      }
+      summary.byNamespace = [...namespaces.values()].sort((a, b) => b.total - a.total || a.namespace.localeCompare(b.namespace)).slice(0, top);
+
+      const imageRows = await db
+        .selectFrom('audit_decision_images')
+        .innerJoin('audit_decisions', 'audit_decisions.id', 'audit_decision_images.decision_id')
+        .select(['audit_decision_images.image as image', 'audit_decisions.decision as decision', (eb) => eb.fn.count<number | string>('audit_decision_images.decision_id').distinct().as('count')])
+        .where(inWindow('audit_decision_images'))
+        .groupBy(['audit_decision_images.image', 'audit_decisions.decision'])
+        .execute();
+      const images = new Map<string, Summary['byImage'][number]>();
+      for (const row of imageRows) {
+        const entry = images.get(row.image) ?? { image: row.image, total: 0, denied: 0 };
+        entry.total += toNumber(row.count);
+        if (row.decision === 'deny') entry.denied += toNumber(row.count);
+        images.set(row.image, entry);
+      }
+      const allImages = [...images.values()];
+      summary.byImage = [...allImages].sort((a, b) => b.total - a.total || a.image.localeCompare(b.image)).slice(0, top);
+
+      const denied = allImages.filter((entry) => entry.denied > 0).sort((a, b) => b.denied - a.denied || a.image.localeCompare(b.image)).slice(0, top);
+      for (const entry of denied) {
+        // The worst CVEs are read from the denial messages of the latest denials of this image:
+        // the policy engine names them worst first.
+        const recent = await db
+          .selectFrom('audit_decision_images')
+          .innerJoin('audit_decisions', 'audit_decisions.id', 'audit_decision_images.decision_id')
+          .select(['audit_decisions.results as results', 'audit_decisions.id as id'])
+          .where('audit_decision_images.image', '=', entry.image)
+          .where('audit_decisions.decision', '=', 'deny')
+          .where(inWindow('audit_decision_images'))
+          .orderBy('audit_decision_images.time_ms', 'desc')
+          .limit(5)
+          .execute();
+        const cves: string[] = [];
+        for (const row of recent) {
+          const results = parseJson('results', toNumber(row.id), row.results, validResults);
+          for (const result of results) {
+            if (result.status !== 'fail' || (result.image !== undefined && result.image !== entry.image)) continue;
+            for (const match of result.message.matchAll(CVE)) if (!cves.includes(match[1] as string)) cves.push(match[1] as string);
+          }
+        }
+        summary.topDeniedImages.push({ image: entry.image, denied: entry.denied, worstCves: cves.slice(0, 5) });
+      }
+      return summary;
+    },
+
+    async prune(limits) {
+      let deleted = 0;
+      const deleteUpTo = async (cutoff: Cursor | { timeMs: number }) => {
+        for (;;) {
+          let ids = db.selectFrom('audit_decisions').select('id');
+          ids = 'id' in cutoff
+            ? ids.where((eb) => eb.or([eb('time_ms', '<', cutoff.timeMs), eb.and([eb('time_ms', '=', cutoff.timeMs), eb('id', '<=', cutoff.id)])]))
+            : ids.where('time_ms', '<', cutoff.timeMs);
+          const chunk = (await ids.orderBy('time_ms').orderBy('id').limit(PRUNE_CHUNK).execute()).map((row) => toNumber(row.id));
+          if (chunk.length === 0) return;
+          await db.transaction().execute(async (trx) => {
+            await trx.deleteFrom('audit_decision_images').where('decision_id', 'in', chunk).execute();
+            await trx.deleteFrom('audit_decision_policies').where('decision_id', 'in', chunk).execute();
+            await trx.deleteFrom('audit_decisions').where('id', 'in', chunk).execute();
+          });
+          deleted += chunk.length;
+        }
+      };
+      await deleteUpTo({ timeMs: limits.olderThanMs });
+      const boundary = await db
+        .selectFrom('audit_decisions')
+        .select(['time_ms', 'id'])
+        .orderBy('time_ms', 'desc')
+        .orderBy('id', 'desc')
+        .offset(limits.maxRecords)
+        .limit(1)
+        .executeTakeFirst();
+      if (boundary) await deleteUpTo({ timeMs: toNumber(boundary.time_ms), id: toNumber(boundary.id) });
+      return { deleted };
+    },
+  };
+}
