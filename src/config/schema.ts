@@ -99,11 +99,30 @@ export interface Config {
     apiToken?: string;
   };
   audit: {
+    /** Decisions older than this are pruned. */
     retentionDays: number;
+    /** The newest this many decisions are kept; older ones are pruned. */
     retentionMaxRecords: number;
+    /** How often the background pruning runs. */
+    pruneIntervalSeconds: number;
     batchSize: number;
     flushIntervalMs: number;
+    /** Decisions held in memory while the database is slow; beyond it they are dropped and counted. */
     bufferSize: number;
+    /** Which decision to drop when the buffer is full. */
+    dropPolicy: 'oldest' | 'newest';
+    /** A bearer token that may read the audit API (for machines); users authenticate as registry users. */
+    apiToken?: string;
+    background: {
+      /** Re-evaluate running pods (needs Kubernetes). */
+      enabled: boolean;
+      /** Also write wgpolicyk8s.io/v1alpha2 PolicyReports, one per namespace. */
+      policyReports: boolean;
+      /** Most results per PolicyReport; the most severe are kept. */
+      maxReportResults: number;
+    };
+    /** Where `portcullis audit …` commands find the API (flags win). */
+    client: { url?: string; username?: string; password?: string; token?: string; caFile?: string };
   };
 }
 
@@ -240,13 +259,38 @@ export const configSchema: JSONSchemaType<Config> = {
     audit: {
       type: 'object',
       additionalProperties: false,
-      required: ['retentionDays', 'retentionMaxRecords', 'batchSize', 'flushIntervalMs', 'bufferSize'],
+      required: ['retentionDays', 'retentionMaxRecords', 'pruneIntervalSeconds', 'batchSize', 'flushIntervalMs', 'bufferSize', 'dropPolicy', 'background', 'client'],
       properties: {
         retentionDays: { type: 'integer', minimum: 1 },
         retentionMaxRecords: { type: 'integer', minimum: 1000 },
+        pruneIntervalSeconds: { type: 'integer', minimum: 1 },
         batchSize: { type: 'integer', minimum: 1, maximum: 10_000 },
         flushIntervalMs: { type: 'integer', minimum: 10 },
         bufferSize: { type: 'integer', minimum: 1 },
+        dropPolicy: { type: 'string', enum: ['oldest', 'newest'] },
+        apiToken: { type: 'string', minLength: 16, nullable: true },
+        background: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['enabled', 'policyReports', 'maxReportResults'],
+          properties: {
+            enabled: { type: 'boolean' },
+            policyReports: { type: 'boolean' },
+            maxReportResults: { type: 'integer', minimum: 1, maximum: 5000 },
+          },
+        },
+        client: {
+          type: 'object',
+          additionalProperties: false,
+          required: [],
+          properties: {
+            url: { ...optStr, pattern: '^https?://' },
+            username: optStr,
+            password: optStr,
+            token: optStr,
+            caFile: optStr,
+          },
+        },
       },
     },
   },
@@ -310,9 +354,13 @@ export function defaultConfig(dataDir: string): Config {
     audit: {
       retentionDays: 90,
       retentionMaxRecords: 5_000_000,
+      pruneIntervalSeconds: 600,
       batchSize: 200,
       flushIntervalMs: 1000,
       bufferSize: 10_000,
+      dropPolicy: 'oldest',
+      background: { enabled: true, policyReports: false, maxReportResults: 1000 },
+      client: {},
     },
   };
 }
