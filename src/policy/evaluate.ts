@@ -112,7 +112,7 @@ function vulnerabilityOutcome(set: PolicySet, policy: CompiledImagePolicy, rule:
 
   let outcome: Outcome;
   if (after.violating.length > 0) {
-    outcome = { status: 'fail', text: { ...base, subject, summary: after.summary, items: listFindings(after.violating) } };
+    outcome = { status: 'fail', text: { ...base, subject, summary: after.summary, ...listFindings(after.violating) } };
   } else if (before.violating.length > 0) {
     outcome = { status: 'pass', exception: usedExceptions.map((exception) => exception.name).join(', ') };
   } else {

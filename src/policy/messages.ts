@@ -22,6 +22,8 @@ export interface ViolationText {
   summary: string;
   /** Findings to name, worst first (`CVE-2021-3711 (openssl 1.1.1k → 1.1.1l)`). */
   items?: string[];
+  /** The same findings by id only, for short renderings (`CVE-2021-3711`). */
+  ids?: string[];
 }
 
 export function imageSubject(image: ReviewedImage, verdictDigest?: string): string {
@@ -36,14 +38,25 @@ export function renderViolation(text: ViolationText, maxItems = MAX_LISTED_CVES)
   if (items.length === 0) return head;
   const shown = items.slice(0, maxItems);
   const more = items.length - shown.length;
-  if (shown.length === 0) return `${head} (${more} CVE${more === 1 ? '' : 's'})`;
+  // The summary already counts them.
+  if (shown.length === 0) return head;
   return `${head}: ${shown.join(', ')}${more > 0 ? ` (+${more} more)` : ''}`;
 }
 
-/** The longest rendering that fits a warning: fewer findings first, then a cut with an ellipsis. */
+/**
+ * The longest rendering that fits a warning: findings with packages (three, then two), then by id
+ * only (three, two, one), then a count, and as a last resort a cut with an ellipsis.
+ */
 export function renderWarning(text: ViolationText): string {
-  for (let max = Math.min(MAX_LISTED_CVES, text.items?.length ?? 0); max >= 0; max -= 1) {
-    const line = renderViolation(text, max);
+  const attempts: [ViolationText, number][] = [
+    [text, 3],
+    [text, 2],
+  ];
+  const ids = text.ids ?? text.items;
+  if (ids) attempts.push([{ ...text, items: ids }, 3], [{ ...text, items: ids }, 2], [{ ...text, items: ids }, 1]);
+  attempts.push([text, 0]);
+  for (const [variant, max] of attempts) {
+    const line = renderViolation(variant, Math.min(max, MAX_LISTED_CVES));
     if (line.length <= MAX_WARNING_LENGTH) return line;
   }
   return truncate(renderViolation(text, 0), MAX_WARNING_LENGTH);
@@ -60,7 +73,7 @@ export function describeFinding(finding: Finding): string {
 }
 
 /** Worst first, then by id, one entry per CVE id (the first package found). */
-export function listFindings(findings: readonly Finding[]): string[] {
+export function listFindings(findings: readonly Finding[]): { items: string[]; ids: string[] } {
   const sorted = [...findings].sort((a, b) => severityRank(b.severity) - severityRank(a.severity) || a.id.localeCompare(b.id) || a.package.localeCompare(b.package));
   const seen = new Set<string>();
   const items: string[] = [];
@@ -69,7 +82,7 @@ export function listFindings(findings: readonly Finding[]): string[] {
     seen.add(finding.id);
     items.push(describeFinding(finding));
   }
-  return items;
+  return { items, ids: [...seen] };
 }
 
 const STATE_LABELS: Readonly<Record<Exclude<VerdictState, 'scanned'>, string>> = {
