@@ -88,8 +88,8 @@ export const runProcess: RunProcess = (request) =>
       settled = true;
       clearTimeout(timer);
       request.signal?.removeEventListener('abort', onAbort);
-      // The leader may exit while a grandchild lives on in the group: never leave one behind.
-      if (timedOut || request.signal?.aborted) killTree();
+      // The leader may exit while a grandchild lives on in its group: never leave one behind.
+      killTree();
       const result: ProcessResult = {
         exitCode,
         signal,

@@ -53,6 +53,8 @@ export interface ScannerDeps {
   runProcess?: RunProcess;
   /** Stable name of this process for job ownership; the hostname by default. */
   instanceId?: string;
+  /** Time Trivy gets past its own `--timeout` before its process tree is killed (default 5 s). */
+  killGraceMs?: number;
 }
 
 export interface VerdictRequest {
@@ -131,6 +133,7 @@ export class Scanner implements ScanPort {
         insecure: config.insecure,
         extraArgs: config.extraArgs,
         env: deps.env ?? {},
+        ...(deps.killGraceMs !== undefined ? { killGraceMs: deps.killGraceMs } : {}),
       },
       deps.runProcess ?? defaultRunProcess,
     );

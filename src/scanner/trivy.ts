@@ -18,6 +18,8 @@ export interface TrivyConfig {
   env: Readonly<Record<string, string | undefined>>;
   /** PEM bundle file to trust (the registry's CA plus the system roots); sets SSL_CERT_FILE. */
   caFile?: string;
+  /** Time Trivy gets past its own `--timeout` before its process tree is killed (default 5 s). */
+  killGraceMs?: number;
 }
 
 export type RegistryAuth = { kind: 'basic'; username: string; password: string } | { kind: 'bearer'; token: string } | { kind: 'none' };
@@ -41,7 +43,7 @@ export type ScanOutcome =
 export type VersionProbe = { ok: true; info: TrivyVersionInfo } | { ok: false; reason: string };
 
 /** Kill margin over Trivy's own `--timeout`, so Trivy can report its timeout before we kill it. */
-const KILL_MARGIN_MS = 5_000;
+const KILL_GRACE_MS = 5_000;
 
 /** The argument list of a scan (exported for tests and for the docs). */
 export function scanArgs(config: Pick<TrivyConfig, 'cacheDir' | 'timeoutSeconds' | 'insecure' | 'extraArgs'>, target: Pick<ScanTarget, 'registryHost' | 'repository' | 'digest'>): string[] {
@@ -130,7 +132,7 @@ export class TrivyRunner {
     if (this.#config.cacheDir) args.push('--cache-dir', this.#config.cacheDir);
     if (this.#config.insecure) args.push('--insecure');
     try {
-      const request = { command: this.#config.trivyPath, args, env: childEnv(this.#config, {}), timeoutMs: this.#config.timeoutSeconds * 1000 + KILL_MARGIN_MS };
+      const request = { command: this.#config.trivyPath, args, env: childEnv(this.#config, {}), timeoutMs: this.#config.timeoutSeconds * 1000 + (this.#config.killGraceMs ?? KILL_GRACE_MS) };
       const result = await this.#run(signal ? { ...request, signal } : request);
       if (result.exitCode === 0) return { ok: true };
       return { ok: false, reason: result.timedOut ? 'the download did not finish in time' : errorSummary(result.stderr) };
@@ -146,7 +148,7 @@ export class TrivyRunner {
       command: this.#config.trivyPath,
       args: scanArgs(this.#config, target),
       env: childEnv(this.#config, authEnv(target.auth)),
-      timeoutMs: this.#config.timeoutSeconds * 1000 + KILL_MARGIN_MS,
+      timeoutMs: this.#config.timeoutSeconds * 1000 + (this.#config.killGraceMs ?? KILL_GRACE_MS),
     };
     let result;
     try {
