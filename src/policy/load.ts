@@ -133,7 +133,8 @@ function parseFile(text: string, file: string): { documents: SourcedDocument[]; 
     }
     for (const issue of validation.issues) problems.push(schemaProblem(issue, doc, file, position, index));
   });
-  problems.sort((a, b) => a.line - b.line || a.column - b.column);
+  // At one position, the deeper pointer first: an unknown field explains the missing one beside it.
+  problems.sort((a, b) => a.line - b.line || a.column - b.column || b.pointer.length - a.pointer.length);
   return { documents, problems };
 }
 
