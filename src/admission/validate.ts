@@ -1,0 +1,119 @@
+import { describeError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { F } from '../log/fields.js';
+import type { PolicySet } from '../policy/compile.js';
+import { evaluate, needsVerdict } from '../policy/evaluate.js';
+import type { AdmissionContext, Evaluation, PolicyResult, ReviewedImage } from '../policy/types.js';
+import { RequestLookups, raceDeadline, type VerdictCache } from '../verdicts/cache.js';
+import type { AdmissionKube } from './kube-port.js';
+import type { Answer, AdmissionReviewRequest } from './review.js';
+import { BUILTIN_POLICY, admissionContext, reviewImages, selectSubject, type Subject } from './subject.js';
+
+/** What the pipelines need; the factory (admission.ts) builds it once. */
+export interface PipelineDeps {
+  /** The active policy set, undefined while none was ever loaded. */
+  policies: { current(): PolicySet | undefined };
+  /** Verdicts (cache over the configured source); undefined when no source is configured. */
+  verdicts: VerdictCache | undefined;
+  kube: AdmissionKube | undefined;
+  excluded: (namespace: string) => boolean;
+  now: () => Date;
+  logger: Logger;
+}
+
+/** What one pipeline run produced: the answer and what the audit record needs. */
+export interface Outcome {
+  answer: Answer;
+  /** Why the request was not evaluated (DELETE, excluded namespace, …); absent when it was. */
+  skipped?: string;
+  subject?: Subject;
+  images: ReviewedImage[];
+  results: PolicyResult[];
+  mode: 'deny' | 'warn' | 'audit' | 'none';
+  /** For mutate: one line per patch operation. */
+  patch: string[];
+}
+
+export function skippedOutcome(reason: string): Outcome {
+  return { answer: { allowed: true }, skipped: reason, images: [], results: [], mode: 'none', patch: [] };
+}
+
+/** The strongest action among failing results (DecisionRecord.mode). */
+export function modeOf(allowed: boolean, results: readonly PolicyResult[]): Outcome['mode'] {
+  if (!allowed) return 'deny';
+  const failing = results.filter((result) => result.status === 'fail' || result.status === 'warn' || result.status === 'error');
+  if (failing.some((result) => result.action === 'warn')) return 'warn';
+  if (failing.some((result) => result.action === 'audit')) return 'audit';
+  return 'none';
+}
+
+/** Namespace labels for matching, bounded by the deadline; unknown labels are logged and treated as none. */
+export async function namespaceLabels(deps: PipelineDeps, namespace: string, signal: AbortSignal): Promise<Record<string, string>> {
+  if (!deps.kube || namespace === '') return {};
+  try {
+    return await raceDeadline(deps.kube.namespaceLabels(namespace), signal);
+  } catch (error) {
+    deps.logger.warn({ [F.namespace]: namespace, [F.err]: describeError(error) }, 'namespace labels unavailable; matching without them');
+    return {};
+  }
+}
+
+/**
+ * Looks up a verdict for every image some policy needs one for, in parallel, each distinct image
+ * once, all bounded by `signal`. Fills `digest` and `verdict` in place.
+ */
+export async function attachVerdicts(
+  deps: PipelineDeps,
+  set: PolicySet,
+  context: AdmissionContext,
+  images: ReviewedImage[],
+  options: { signal: AbortSignal; triggerScan: boolean },
+): Promise<void> {
+  const lookups = deps.verdicts ? new RequestLookups(deps.verdicts, options) : undefined;
+  await Promise.all(
+    images.map(async (image) => {
+      if (image.reference.digest !== undefined) image.digest = image.reference.digest;
+      if (!needsVerdict(set, context, image)) return;
+      if (!lookups) {
+        image.verdict = { state: 'unavailable', reason: 'no verdict source is configured' };
+        return;
+      }
+      const found = await lookups.lookup(image.reference);
+      if (found.digest !== undefined) image.digest = found.digest;
+      image.verdict = found.verdict;
+    }),
+  );
+}
+
+const NO_POLICIES = `[${BUILTIN_POLICY}/policies] no valid policy set is loaded; refusing until one is (see /readyz)`;
+
+/**
+ * The validating pipeline: filter → extract → verdicts (under the deadline) → evaluate → answer.
+ * Never throws for a well-formed review; an engine failure denies (the webhook fails closed).
+ */
+export async function validateReview(deps: PipelineDeps, review: AdmissionReviewRequest, signal: AbortSignal): Promise<Outcome> {
+  const selection = selectSubject(review, deps.excluded);
+  if ('skip' in selection) return skippedOutcome(selection.skip);
+  const { subject } = selection;
+  const set = deps.policies.current();
+  if (!set) {
+    return { answer: { allowed: false, message: NO_POLICIES }, subject, images: [], results: [], mode: 'deny', patch: [] };
+  }
+  const { images, invalid } = reviewImages(subject.containers);
+  const context = admissionContext(subject, await namespaceLabels(deps, subject.namespace, signal));
+  await attachVerdicts(deps, set, context, images, { signal, triggerScan: !subject.dryRun });
+  let evaluation: Evaluation;
+  try {
+    evaluation = evaluate(set, context, images, deps.now());
+  } catch (error) {
+    deps.logger.error({ [F.uid]: review.request.uid, [F.err]: error }, 'policy evaluation failed');
+    const message = `[${BUILTIN_POLICY}/evaluation] the policy engine failed: ${describeError(error)}`;
+    return { answer: { allowed: false, message }, subject, images, results: [], mode: 'deny', patch: [] };
+  }
+  const results = [...invalid, ...evaluation.results];
+  const allowed = evaluation.allowed && invalid.length === 0;
+  const lines = [...invalid.map((result) => result.message), ...(evaluation.denyMessage ? [evaluation.denyMessage] : [])];
+  const answer: Answer = { allowed, warnings: evaluation.warnings, auditAnnotations: evaluation.auditAnnotations };
+  if (!allowed) answer.message = lines.join('\n');
+  return { answer, subject, images, results, mode: modeOf(allowed, results), patch: [] };
+}
