@@ -25,10 +25,10 @@ export interface IssueServingOptions {
   keyBits?: number;
 }
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 // Issued certificates are back-dated a little so that a peer whose clock is slightly behind
 // does not reject a certificate that was just created.
-const BACKDATE_MS = 5 * 60_000;
+export const BACKDATE_MS = 5 * 60_000;
 
 function newKeys(bits: number): { privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey } {
   // Node's native generator is orders of magnitude faster than forge's pure-JS one.
@@ -39,6 +39,11 @@ function newKeys(bits: number): { privateKey: forge.pki.rsa.PrivateKey; publicKe
   });
   const forgeKey = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
   return { privateKey: forgeKey, publicKey: forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e) };
+}
+
+/** node-forge writes PEM with CRLF line ends; files and caBundles read better with LF. */
+function lf(pem: string): string {
+  return pem.replace(/\r\n/g, '\n');
 }
 
 function serialNumber(): string {
@@ -72,7 +77,7 @@ export function issueCa(options: IssueCaOptions): KeyPair {
     { name: 'subjectKeyIdentifier' },
   ]);
   cert.sign(keys.privateKey, forge.md.sha256.create());
-  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+  return { cert: lf(forge.pki.certificateToPem(cert)), key: lf(forge.pki.privateKeyToPem(keys.privateKey)) };
 }
 
 /** Issues a serving certificate signed by `ca` for the given DNS names and IP addresses. */
@@ -104,7 +109,7 @@ export function issueServing(options: IssueServingOptions): KeyPair {
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   cert.sign(caKey, forge.md.sha256.create());
-  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
+  return { cert: lf(forge.pki.certificateToPem(cert)), key: lf(forge.pki.privateKeyToPem(keys.privateKey)) };
 }
 
 /** The DNS names a webhook Service is reached by: SVC, SVC.NS, SVC.NS.svc, SVC.NS.svc.cluster.local. */
