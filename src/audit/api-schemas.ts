@@ -192,3 +192,74 @@ export const summarySchema: JSONSchemaType<Summary> = {
     },
   },
 };
+
+/** One container of a running pod that breaks a policy now. */
+export interface RunningViolation {
+  namespace: string;
+  pod: string;
+  /** The controller that owns the pod (`ReplicaSet/web-7d9f`), when there is one. */
+  owner?: string;
+  container: string;
+  image: string;
+  digest?: string;
+  policy: string;
+  rule: string;
+  status: 'fail' | 'warn' | 'error';
+  action: 'deny' | 'warn' | 'audit';
+  message: string;
+  /** Worst severity among the image's findings, when it was scanned. */
+  severity?: 'Unknown' | 'Negligible' | 'Low' | 'Medium' | 'High' | 'Critical';
+}
+
+export interface RunningReport {
+  /** `disabled`: no Kubernetes or no policies; `starting`: the first list has not finished. */
+  state: 'disabled' | 'starting' | 'ready';
+  evaluatedAt: string | null;
+  /** What triggered the last full evaluation (`start`, `policies changed`, `scan finished`, …). */
+  reason: string | null;
+  pods: number;
+  violatingPods: number;
+  violations: RunningViolation[];
+}
+
+export const runningViolationSchema: JSONSchemaType<RunningViolation> = {
+  type: 'object',
+  required: ['namespace', 'pod', 'container', 'image', 'policy', 'rule', 'status', 'action', 'message'],
+  properties: {
+    namespace: str,
+    pod: str,
+    owner: optStr,
+    container: str,
+    image: str,
+    digest: optStr,
+    policy: str,
+    rule: str,
+    status: { type: 'string', enum: ['fail', 'warn', 'error'] },
+    action: { type: 'string', enum: ['deny', 'warn', 'audit'] },
+    message: str,
+    severity: { type: 'string', enum: ['Unknown', 'Negligible', 'Low', 'Medium', 'High', 'Critical'], nullable: true },
+  },
+};
+
+export const runningReportSchema: JSONSchemaType<RunningReport> = {
+  type: 'object',
+  required: ['state', 'evaluatedAt', 'reason', 'pods', 'violatingPods', 'violations'],
+  properties: {
+    state: { type: 'string', enum: ['disabled', 'starting', 'ready'] },
+    evaluatedAt: { type: 'string', nullable: true } as unknown as JSONSchemaType<string>,
+    reason: { type: 'string', nullable: true } as unknown as JSONSchemaType<string>,
+    pods: count,
+    violatingPods: count,
+    violations: { type: 'array', items: runningViolationSchema },
+  },
+};
+
+export interface RunningQuery {
+  namespace?: string;
+}
+
+export const runningQuerySchema: JSONSchemaType<RunningQuery> = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { namespace: optParam },
+};

@@ -1,4 +1,7 @@
 import type { Command } from './command.js';
+import { auditQueryCommand } from './audit-query.js';
+import { auditRunningCommand } from './audit-running.js';
+import { auditSummaryCommand } from './audit-summary.js';
 import { certsInitCommand } from './certs-init.js';
 import { certsRotateCommand } from './certs-rotate.js';
 import { certsShowCommand } from './certs-show.js';
@@ -13,4 +16,4 @@ import { webhooksRenderCommand } from './webhooks-render.js';
  * Every subcommand of `portcullis`, in the order `portcullis --help` lists them.
  * Each lives in its own file under src/cli/.
  */
-export const COMMANDS: readonly Command[] = [upCommand, policyLintCommand, policyTestCommand, reviewCommand, certsInitCommand, certsShowCommand, certsRotateCommand, webhooksRenderCommand, versionCommand];
+export const COMMANDS: readonly Command[] = [upCommand, policyLintCommand, policyTestCommand, reviewCommand, certsInitCommand, certsShowCommand, certsRotateCommand, webhooksRenderCommand, auditQueryCommand, auditSummaryCommand, auditRunningCommand, versionCommand];
