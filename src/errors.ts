@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   REGISTRY_NAME_UNKNOWN: { status: 404, summary: 'OCI `NAME_UNKNOWN`: the repository (or its project) does not exist.' },
   REGISTRY_SIZE_INVALID: { status: 400, summary: 'OCI `SIZE_INVALID`: the content length does not match what was announced.' },
   REGISTRY_RANGE_INVALID: { status: 416, summary: 'OCI `BLOB_UPLOAD_INVALID` with 416: a chunk does not start where the upload ends, or a `Range` cannot be served.' },
+  REGISTRY_PAGINATION_NUMBER_INVALID: { status: 400, summary: 'OCI `PAGINATION_NUMBER_INVALID`: the `n` query parameter is not a non-negative integer.' },
   REGISTRY_TAG_INVALID: { status: 400, summary: 'OCI `TAG_INVALID`: the tag does not match `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.' },
   REGISTRY_UNSUPPORTED: { status: 405, summary: 'OCI `UNSUPPORTED`: the operation is not supported (e.g. deleting a blob still referenced).' },
   REGISTRY_DENIED: { status: 403, summary: 'OCI `DENIED`: the principal may not access the repository with that action.' },

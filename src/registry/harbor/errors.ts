@@ -43,15 +43,18 @@ export function sendHarborError(reply: FastifyReply, status: number, message: st
  * Installs the Harbor envelope as the error and not-found handler of `app` (call it inside the
  * plugin that owns `/api/v2.0`, so the encapsulated scope gets it and the rest of the server keeps
  * its own envelope). Malformed or oversize JSON, schema failures and PortcullisErrors all come out
- * as `{"errors":[…]}` with the classified status.
+ * as `{"errors":[…]}` with the classified status. Pass `notFound: false` when another plugin under the
+ * same prefix already set the not-found handler.
  */
-export function useHarborErrors(app: FastifyInstance): void {
+export function useHarborErrors(app: FastifyInstance, options: { notFound?: boolean } = {}): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const classified = classifyError(error);
     if (classified.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: classified.code, statusCode: classified.status, reason: classified.message }, 'request rejected');
     void sendHarborError(reply, classified.status, classified.status >= 500 ? 'internal error' : `${classified.code}: ${classified.message}`);
   });
+  // Fastify allows one not-found handler per prefix: the second plugin under /api/v2.0 passes false.
+  if (options.notFound === false) return;
   app.setNotFoundHandler((request, reply) => {
     void sendHarborError(reply, 404, `no route for ${request.method} ${request.url.split('?')[0]}`);
   });
