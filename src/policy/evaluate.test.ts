@@ -262,7 +262,7 @@ describe('matching', () => {
   const inScope = (namespace: string, namespaceLabels: Record<string, string>, ref: string) =>
     only(evaluate(scoped, context({ namespace, namespaceLabels }), [image(ref)], NOW).results, 'disallowedTags');
 
-  it.each([
+  it.each<{ name: string; namespace: string; labels: Record<string, string>; ref: string }>([
     { name: 'a namespace matching a glob with all labels is in scope', namespace: 'team-a', labels, ref: 'nginx:latest' },
     { name: 'an exact namespace is in scope', namespace: 'prod', labels, ref: 'registry.example.com/a/b/c:latest' },
     { name: 'the NotIn expression passes a namespace without the label', namespace: 'prod', labels: { ...labels }, ref: 'nginx:latest' },
@@ -270,7 +270,7 @@ describe('matching', () => {
     expect(inScope(namespace, given, ref).status).toBe('fail');
   });
 
-  it.each([
+  it.each<{ name: string; namespace: string; labels: Record<string, string> }>([
     { name: 'a namespace outside the globs is skipped', namespace: 'other', labels },
     { name: 'an excluded namespace is skipped', namespace: 'team-sandbox', labels },
     { name: 'a missing matchLabels label is skipped', namespace: 'team-a', labels: { env: 'prod', owner: 'me' } },
