@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { HarborVulnerabilityReport } from '../harbor/report.js';
 
 /**
@@ -197,12 +197,14 @@ export class ScannerStore {
     return row ? toJob(row) : undefined;
   }
 
-  /** The most recent job of `digest` in any status. */
+  /** The queued or running job of `digest`, else its most recent one. */
   async latestJob(digest: string): Promise<ScanJob | undefined> {
     const row = await this.#db
       .selectFrom('scanner_jobs')
       .selectAll()
       .where('digest', '=', digest)
+      // A queued or running job is the latest by definition (timestamps may tie under a test clock).
+      .orderBy(sql`case when status in ('queued', 'running') then 0 else 1 end`)
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
       .limit(1)
