@@ -27,7 +27,7 @@ export const ERROR_CODES = {
   REGISTRY_BLOB_UPLOAD_INVALID: { status: 400, summary: 'OCI `BLOB_UPLOAD_INVALID`: the upload request or chunk is invalid (bad `Content-Range`, missing digest).' },
   REGISTRY_BLOB_UPLOAD_UNKNOWN: { status: 404, summary: 'OCI `BLOB_UPLOAD_UNKNOWN`: no upload session with that id in the repository.' },
   REGISTRY_DIGEST_INVALID: { status: 400, summary: 'OCI `DIGEST_INVALID`: the content does not match the given digest, or the digest is malformed; nothing was stored.' },
-  REGISTRY_MANIFEST_BLOB_UNKNOWN: { status: 404, summary: 'OCI `MANIFEST_BLOB_UNKNOWN`: a manifest references a blob or child manifest the repository does not have.' },
+  REGISTRY_MANIFEST_BLOB_UNKNOWN: { status: 400, summary: 'OCI `MANIFEST_BLOB_UNKNOWN`: a manifest references a blob or child manifest the repository does not have.' },
   REGISTRY_MANIFEST_INVALID: { status: 400, summary: 'OCI `MANIFEST_INVALID`: the manifest is not valid JSON, does not match its media type, or the media type is unknown.' },
   REGISTRY_MANIFEST_UNKNOWN: { status: 404, summary: 'OCI `MANIFEST_UNKNOWN`: no manifest with that tag or digest in the repository.' },
   REGISTRY_MANIFEST_TOO_LARGE: { status: 413, summary: 'OCI `SIZE_INVALID`: a manifest is larger than 4 MiB.' },

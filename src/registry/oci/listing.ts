@@ -44,7 +44,8 @@ export async function listReferrers(deps: OciDeps, oci: OciRequest, reference: s
     .status(200)
     .header('content-type', MEDIA_TYPES.ociIndex)
     .send(
-      JSON.stringify({
+      // A Buffer, so that fastify does not append a charset to the index media type.
+      Buffer.from(JSON.stringify({
         schemaVersion: 2,
         mediaType: MEDIA_TYPES.ociIndex,
         manifests: rows.map((row) => ({
@@ -54,7 +55,7 @@ export async function listReferrers(deps: OciDeps, oci: OciRequest, reference: s
           ...(row.artifactType ? { artifactType: row.artifactType } : {}),
           ...(row.annotations ? { annotations: row.annotations } : {}),
         })),
-      }),
+      })),
     );
 }
 
