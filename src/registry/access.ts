@@ -29,8 +29,9 @@ export interface AccessController {
    * Identifies the caller from the Authorization header (Basic with a user or robot, Bearer with a
    * token issued by the token service). Absent header → anonymous. Throws a PortcullisError
    * UNAUTHORIZED for wrong credentials or an invalid/expired token (after the brute-force delay).
+   * `context.ip`, when given, lets the brute-force delay also count failures per client address.
    */
-  authenticate(authorization: string | undefined): Promise<Principal>;
+  authenticate(authorization: string | undefined, context?: { ip?: string }): Promise<Principal>;
   /**
    * Decides whether `principal` may perform `actions` on `repository` (`project/name[/…]`). For a
    * Bearer principal the token's granted scope is what counts. Never throws for a denial.
