@@ -5,7 +5,12 @@
  * this interface.
  */
 
-/** Actions of the Docker token scope grammar (`repository:project/app:pull,push`). */
+/**
+ * Actions of the Docker token scope grammar (`repository:project/app:pull,push`). Harbor's finer
+ * permissions map onto them as in its role matrix (src/registry/auth/roles.ts REPOSITORY_ACTION_FOR):
+ * reading artifacts, tags and scan results = `pull`; tag create = `push` (developer and above);
+ * tag delete, artifact delete, repository delete and starting a scan = `delete` (maintainer and above).
+ */
 export type RepositoryAction = 'pull' | 'push' | 'delete';
 
 export type Principal =
