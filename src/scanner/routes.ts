@@ -37,8 +37,13 @@ export interface AdapterRoutesOptions {
   apiToken?: string;
 }
 
+/** Sends JSON under an exact media type (a Buffer, so that fastify neither quotes nor adds a charset). */
+function sendJson(reply: FastifyReply, status: number, mime: string, body: unknown): FastifyReply {
+  return reply.status(status).header('content-type', mime).send(Buffer.from(JSON.stringify(body)));
+}
+
 function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
-  return reply.status(status).header('content-type', ADAPTER_ERROR_MIME).send(JSON.stringify({ error: { message } }));
+  return sendJson(reply, status, ADAPTER_ERROR_MIME, { error: { message } });
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -120,7 +125,7 @@ export const adapterRoutes: FastifyPluginAsync<AdapterRoutesOptions> = async (ap
       capabilities: [{ type: 'vulnerability', consumes_mime_types: CONSUMES, produces_mime_types: PRODUCES }],
       properties,
     };
-    return reply.header('content-type', METADATA_MIME).send(JSON.stringify(body));
+    return sendJson(reply, 200, METADATA_MIME, body);
   });
 
   app.post('/api/v1/scan', async (request, reply) => {
@@ -137,7 +142,7 @@ export const adapterRoutes: FastifyPluginAsync<AdapterRoutesOptions> = async (ap
     try {
       const { job, joined } = await scanner.enqueueExternal(scanRequest);
       request.log.info({ [F.jobId]: job.id, [F.digest]: job.digest, [F.repository]: job.repository, joined }, 'adapter scan request accepted');
-      return reply.status(202).header('content-type', SCAN_RESPONSE_MIME).send(JSON.stringify({ id: job.id }));
+      return sendJson(reply, 202, SCAN_RESPONSE_MIME, { id: job.id });
     } catch (error) {
       request.log.error({ [F.err]: error }, 'adapter scan request could not be queued');
       return sendError(reply, 500, `enqueuing scan job: ${describeError(error)}`);
@@ -163,7 +168,7 @@ export const adapterRoutes: FastifyPluginAsync<AdapterRoutesOptions> = async (ap
       const outcome = await scanner.store.outcome(job.digest);
       if (!outcome) return sendError(reply, 500, `scan job ${job.id} succeeded but its report is missing`);
       if (outcome.kind === 'unsupported') return sendError(reply, 500, outcome.reason);
-      return reply.header('content-type', mime).send(JSON.stringify(outcome.report));
+      return sendJson(reply, 200, mime, outcome.report);
     },
   );
 
