@@ -325,16 +325,18 @@ describe('policy actions', () => {
     expect(lines[2]).toContain('spec.policies [gate, tags]');
   });
 
-  it('keeps every warning under 120 characters: packages, then ids only, then none, then a cut', () => {
+  it('keeps every warning under 120 characters: packages, then ids only, then without digest, then none, then a shortened image name', () => {
     const findings = Array.from({ length: 8 }, (_, index) => finding(`CVE-2024-${10000 + index}`, 'Critical', { package: `package-number-${index}` }));
     const set = policySet(imagePolicy('gate', 'action: warn\nrules:\n  vulnerabilities:\n    maxSeverity: High'));
     const warningsFor = (ref: string) => evaluate(set, context(), [image(ref, { verdict: scanned(findings) })], NOW).warnings;
     const head = '[gate/vulnerabilities]';
     const tail = '(sha256:aaaaaaaaaaaa): 8 Critical above the limit High';
     expect(warningsFor('app:1.2')).toEqual([`${head} app:1.2 ${tail}: CVE-2024-10000 (+7 more)`]);
-    expect(warningsFor('registry.example.com/team/app:1.2')).toEqual([`${head} registry.example.com/team/app:1.2 ${tail}`]);
+    // Without the digest, one CVE fits again.
+    expect(warningsFor('registry.example.com/team/app:1.2')).toEqual([`${head} registry.example.com/team/app:1.2: 8 Critical above the limit High: CVE-2024-10000 (+7 more)`]);
+    expect(warningsFor('registry.example.com/team/service/app:1.2.3-rc1')).toEqual([`${head} registry.example.com/team/service/app:1.2.3-rc1: 8 Critical above the limit High`]);
     const long = warningsFor(`registry.example.com/${'very-long-team-name/'.repeat(3)}service:1.0.0-build.12345`);
-    expect(long[0]).toMatch(/…$/);
+    expect(long).toEqual([`${head} registry.example.com/very-long-…-name/service:1.0.0-build.12345: 8 Critical above the limit High`]);
     for (const warning of long) expect(warning.length).toBeLessThan(120);
   });
 });

@@ -91,13 +91,13 @@ function gate(rule: CompiledVulnerabilityRule, findings: readonly Finding[]): { 
 }
 
 function vulnerabilityOutcome(set: PolicySet, policy: CompiledImagePolicy, rule: CompiledVulnerabilityRule, context: AdmissionContext, image: ReviewedImage, now: Date): Outcome {
-  const base = { policy: policy.name, rule: 'vulnerabilities' };
+  const base = { policy: policy.name, rule: 'vulnerabilities', image: image.reference.original };
   const verdict = image.verdict ?? { state: 'unavailable' as const, reason: 'no verdict was looked up for this image' };
+  const subject = imageSubject(image, verdict.digest);
   if (verdict.state !== 'scanned') {
     const status = stateStatus(rule.verdictStates[verdict.state]);
-    return { status, text: { ...base, subject: imageSubject(image, verdict.digest), summary: describeState(verdict.state, verdict.reason) } };
+    return { status, text: { ...base, subject, image: image.reference.original, summary: describeState(verdict.state, verdict.reason) } };
   }
-  const subject = imageSubject(image, verdict.digest);
   const at = now.getTime();
   const allowlisted = new Set(rule.allowlist.filter((entry) => at < entry.expiresAt).map((entry) => entry.id));
   let findings = dedupeFindings(verdict.findings).filter((finding) => !allowlisted.has(finding.id));
@@ -138,7 +138,7 @@ function vulnerabilityOutcome(set: PolicySet, policy: CompiledImagePolicy, rule:
 function ruleOutcomes(set: PolicySet, policy: CompiledImagePolicy, context: AdmissionContext, image: ReviewedImage, now: Date): [ImageRuleName, Outcome][] {
   const outcomes: [ImageRuleName, Outcome][] = [];
   const subject = imageSubject(image);
-  const base = (rule: ImageRuleName) => ({ policy: policy.name, rule, subject });
+  const base = (rule: ImageRuleName) => ({ policy: policy.name, rule, subject, image: image.reference.original });
   if (policy.vulnerabilities) outcomes.push(['vulnerabilities', vulnerabilityOutcome(set, policy, policy.vulnerabilities, context, image, now)]);
   if (policy.allowedRegistries) {
     const registry = image.reference.registry;

@@ -18,6 +18,8 @@ export interface ViolationText {
   rule: string;
   /** `nginx:1.21 (sha256:0123456789ab)` */
   subject: string;
+  /** The image alone (`nginx:1.21`), for warnings that must be short. */
+  image?: string;
   /** What is wrong (`2 Critical, 1 High above the limit High`). */
   summary: string;
   /** Findings to name, worst first (`CVE-2021-3711 (openssl 1.1.1k → 1.1.1l)`). */
@@ -45,21 +47,37 @@ export function renderViolation(text: ViolationText, maxItems = MAX_LISTED_CVES)
 
 /**
  * The longest rendering that fits a warning: findings with packages (three, then two), then by id
- * only (three, two, one), then a count, and as a last resort a cut with an ellipsis.
+ * only (three, two, one); then the same without the digest; then no findings; and as a last resort
+ * the image name is shortened in the middle so that what is wrong stays readable.
  */
 export function renderWarning(text: ViolationText): string {
+  const ids = { ...text, items: text.ids ?? text.items ?? [] };
+  const bare = text.image === undefined ? undefined : { ...ids, subject: text.image };
   const attempts: [ViolationText, number][] = [
     [text, 3],
     [text, 2],
+    [ids, 3],
+    [ids, 2],
+    [ids, 1],
   ];
-  const ids = text.ids ?? text.items;
-  if (ids) attempts.push([{ ...text, items: ids }, 3], [{ ...text, items: ids }, 2], [{ ...text, items: ids }, 1]);
+  if (bare) attempts.push([bare, 3], [bare, 2], [bare, 1], [bare, 0]);
   attempts.push([text, 0]);
   for (const [variant, max] of attempts) {
-    const line = renderViolation(variant, Math.min(max, MAX_LISTED_CVES));
+    const line = renderViolation(variant, max);
     if (line.length <= MAX_WARNING_LENGTH) return line;
   }
-  return truncate(renderViolation(text, 0), MAX_WARNING_LENGTH);
+  const shortest = bare ?? text;
+  const fixed = renderViolation({ ...shortest, subject: '' }, 0).length;
+  const subject = truncateMiddle(shortest.subject, Math.max(MAX_WARNING_LENGTH - fixed, 12));
+  return truncate(renderViolation({ ...shortest, subject }, 0), MAX_WARNING_LENGTH);
+}
+
+/** `registry.example.com/…/service:1.0` — keeps both ends, which say where and which version. */
+export function truncateMiddle(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const keep = max - 1;
+  const head = Math.ceil(keep / 2);
+  return `${text.slice(0, head)}…${text.slice(text.length - (keep - head))}`;
 }
 
 export function truncate(line: string, max: number): string {
