@@ -16,12 +16,23 @@ import { issueCa, issueServing, serviceDnsNames, type KeyPair } from './certs/is
 import { parseHostPort } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { migrate, openDatabase, type Migration, type OpenDatabase } from './db/database.js';
-import { describeError } from './errors.js';
+import { PortcullisError, describeError } from './errors.js';
 import { createMetricsRegistry, type Registry } from './http/metrics.js';
 import { Readiness, type ReadinessReport } from './http/readiness.js';
 import { buildServer, listen, type HttpServer, type TlsMaterial } from './http/server.js';
 import { F } from './log/fields.js';
 import type { Logger } from './log/logger.js';
+import { createAdmission } from './admission/admission.js';
+import { createAdmissionKube } from './admission/kube-port.js';
+import { systemClock as auditClock } from './audit/clock.js';
+import { auditMigrations } from './audit/migrations.js';
+import { createDecisionStore } from './audit/store.js';
+import type { AuditDb } from './audit/tables.js';
+import { createDecisionWriter } from './audit/writer.js';
+import { createKubeClient, loadKubeConfig, type KubeClient } from './kube/client.js';
+import { createPolicyStore } from './policy/store.js';
+import { HarborVerdictSource } from './verdicts/harbor-source.js';
+import type { VerdictSource } from './verdicts/source.js';
 
 export const ROLES = ['webhook', 'registry', 'scanner'] as const;
 export type Role = (typeof ROLES)[number];
@@ -35,6 +46,8 @@ export interface SuiteDeps {
   cwd: string;
   /** The clock; injected so that tests control certificate validity. */
   now?: () => Date;
+  /** The roles to run (all three by default; one per Deployment in a cluster). */
+  roles?: readonly Role[];
 }
 
 export interface Endpoint {
@@ -61,7 +74,9 @@ export interface AdminCredentials {
 }
 
 export interface Suite {
-  endpoints: Record<Role, Endpoint>;
+  /** The roles this process runs, and their endpoints. */
+  roles: Role[];
+  endpoints: Partial<Record<Role, Endpoint>>;
   /** PEM file of the CA that signed every serving certificate (the webhooks' caBundle). */
   caFile: string;
   /** A directory holding only `ca.crt`, usable as `skopeo --cert-dir` / Docker's certs.d. */
@@ -150,6 +165,17 @@ interface LocalCertificates {
 function ensureLocalCertificates(config: Config, now: Date): LocalCertificates {
   const dir = config.certs.dir;
   const files = { caCert: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key'), cert: config.webhook.tls.certFile, key: config.webhook.tls.keyFile };
+  if (config.certs.mode === 'external') {
+    // Bring-your-own (cert-manager, or the webhook's Secret mounted into the other roles): read only.
+    const read = (file: string) => {
+      try {
+        return readFileSync(file, 'utf8');
+      } catch (error) {
+        throw new PortcullisError('CERT_INVALID', `certs.mode external: cannot read ${file}: ${describeError(error)}`, { cause: error });
+      }
+    };
+    return { ca: { cert: read(files.caCert), key: '' }, serving: { cert: read(files.cert), key: read(files.key) }, caFile: files.caCert, trustDir: dir, generated: false };
+  }
   const trustDir = join(dir, 'trust');
   mkdirSync(trustDir, { recursive: true, mode: 0o700 });
   let generated = false;
@@ -188,9 +214,36 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-/** Every subsystem's migrations, in one list (names are `<subsystem>/NNNN-what`). */
-function allMigrations(): Migration[] {
-  return [];
+/** The migrations of the subsystems this process runs (names are `<subsystem>/NNNN-what`). */
+function migrationsFor(roles: readonly Role[]): Migration[] {
+  const migrations: Migration[] = [];
+  if (roles.includes('webhook')) migrations.push(...auditMigrations);
+  return migrations;
+}
+
+/** The verdict source the webhook asks (`webhook.verdicts.source`). */
+function verdictSource(config: Config['webhook']['verdicts'], logger: Logger): VerdictSource | undefined {
+  switch (config.source) {
+    case 'harbor': {
+      const harbor = config.harbor;
+      if (!harbor.url) throw new PortcullisError('CONFIG_INVALID', 'webhook.verdicts.source is harbor but webhook.verdicts.harbor.url is not set (PORTCULLIS_WEBHOOK_VERDICTS_HARBOR_URL)');
+      let ca: string | undefined;
+      if (harbor.caFile) {
+        try {
+          ca = readFileSync(harbor.caFile, 'utf8');
+        } catch (error) {
+          throw new PortcullisError('CONFIG_INVALID', `webhook.verdicts.harbor.caFile ${harbor.caFile}: ${describeError(error)}`, { cause: error });
+        }
+      }
+      return new HarborVerdictSource({ url: harbor.url, username: harbor.username, password: harbor.password, ca, insecureSkipVerify: harbor.insecureSkipVerify });
+    }
+    case 'builtin':
+      // Wired to the in-process registry and scanner below when they run here.
+      return undefined;
+    case 'none':
+      logger.warn('webhook.verdicts.source is none: vulnerability gates see every image as unavailable');
+      return undefined;
+  }
 }
 
 /**
@@ -200,6 +253,7 @@ function allMigrations(): Migration[] {
 export async function startSuite(deps: SuiteDeps): Promise<Suite> {
   const { config, logger, env } = deps;
   const now = deps.now ?? (() => new Date());
+  const roles = deps.roles ?? ROLES;
   const closers: Closer[] = [];
   const closeAll = async () => {
     while (closers.length > 0) {
@@ -223,7 +277,7 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
     // Database first: every stateful subsystem migrates before it serves.
     const database: OpenDatabase<unknown> = openDatabase(config.database);
     closers.push({ name: 'database', close: () => database.close() });
-    const applied = await migrate(database.db, allMigrations());
+    const applied = await migrate(database.db, migrationsFor(roles));
     if (applied.length > 0) logger.info({ [F.count]: applied.length }, 'migrations applied');
 
     const certificates = ensureLocalCertificates(config, now());
@@ -233,32 +287,82 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
 
     const readiness: Record<Role, Readiness> = { webhook: new Readiness(), registry: new Readiness(), scanner: new Readiness() };
     const subsystems: string[] = [];
+    const runs = (role: Role) => roles.includes(role);
 
-    const trivy = findExecutable(config.scanner.trivyPath, env);
-    readiness.scanner.register('trivy', () =>
-      trivy ? { ok: true, reason: trivy } : { ok: false, reason: `trivy not found (scanner.trivyPath=${config.scanner.trivyPath}); install Trivy or set PORTCULLIS_SCANNER_TRIVY_PATH` },
-    );
+    const servers: Partial<Record<Role, HttpServer>> = {};
+    if (runs('webhook')) servers.webhook = buildServer({ logger: logger.child({ role: 'webhook' }), tls, bodyLimit: config.webhook.bodyLimitBytes, readiness: readiness.webhook, metrics });
+    if (runs('registry')) {
+      servers.registry = buildServer({ logger: logger.child({ role: 'registry' }), tls: config.registry.tls.enabled ? tls : undefined, bodyLimit: 64 * 1024 * 1024, readiness: readiness.registry, metrics });
+    }
+    if (runs('scanner')) servers.scanner = buildServer({ logger: logger.child({ role: 'scanner' }), tls, readiness: readiness.scanner, metrics });
 
-    const servers: Record<Role, HttpServer> = {
-      webhook: buildServer({ logger: logger.child({ role: 'webhook' }), tls, bodyLimit: config.webhook.bodyLimitBytes, readiness: readiness.webhook, metrics }),
-      registry: buildServer({ logger: logger.child({ role: 'registry' }), tls: config.registry.tls.enabled ? tls : undefined, bodyLimit: 64 * 1024 * 1024, readiness: readiness.registry, metrics }),
-      scanner: buildServer({ logger: logger.child({ role: 'scanner' }), tls, readiness: readiness.scanner, metrics }),
-    };
+    // Kubernetes (kube.mode auto): KUBECONFIG or the in-cluster config when present.
+    const kubeConfig = kube.mode === 'none' ? undefined : loadKubeConfig({ kubeconfigPath: config.kube.kubeconfig, env });
+    const kubeClient: KubeClient | undefined = kubeConfig ? createKubeClient(kubeConfig) : undefined;
+
+    // ---- scanner role ---------------------------------------------------------------------
+    if (runs('scanner')) {
+      const trivy = findExecutable(config.scanner.trivyPath, env);
+      readiness.scanner.register('trivy', () =>
+        trivy ? { ok: true, reason: trivy } : { ok: false, reason: `trivy not found (scanner.trivyPath=${config.scanner.trivyPath}); install Trivy or set PORTCULLIS_SCANNER_TRIVY_PATH` },
+      );
+    }
+
+    // ---- webhook role: policies → verdicts → audit sink → admission routes ----------------------
+    if (runs('webhook') && servers.webhook) {
+      const policies = createPolicyStore({ dir: policiesDir, logger: logger.child({ subsystem: 'policy' }), metrics, now });
+      await policies.start();
+      closers.push({ name: 'policy store', close: () => policies.close() });
+      subsystems.push('policy');
+
+      const decisionWriter = createDecisionWriter({
+        store: createDecisionStore(database.db as AuditDb),
+        logger: logger.child({ subsystem: 'audit' }),
+        metrics,
+        clock: auditClock,
+        bufferSize: config.audit.bufferSize,
+        batchSize: config.audit.batchSize,
+        flushIntervalMs: config.audit.flushIntervalMs,
+        dropPolicy: config.audit.dropPolicy,
+      });
+      decisionWriter.start();
+      // Closed after the servers (closers run in reverse): in-flight decisions are flushed first.
+      closers.push({ name: 'audit writer', close: () => decisionWriter.close(5_000) });
+      subsystems.push('audit');
+
+      const admission = createAdmission({
+        config: config.webhook,
+        logger: logger.child({ subsystem: 'admission' }),
+        metrics,
+        readiness: readiness.webhook,
+        policies,
+        verdicts: verdictSource(config.webhook.verdicts, logger),
+        kube: kubeClient ? createAdmissionKube(kubeClient) : undefined,
+        decisions: decisionWriter,
+        clock: now,
+        tls,
+      });
+      await servers.webhook.register(admission.routes);
+      subsystems.push('admission');
+    }
 
     const listenAddresses: Record<Role, string> = { webhook: config.webhook.listen, registry: config.registry.listen, scanner: config.scanner.listen };
-    const endpoints = {} as Record<Role, Endpoint>;
-    for (const role of ROLES) {
+    const endpoints: Partial<Record<Role, Endpoint>> = {};
+    for (const role of roles) {
+      const server = servers[role];
+      if (!server) continue;
       const { host, port } = parseHostPort(listenAddresses[role]);
-      const bound = await listen(servers[role], host, port);
+      const bound = await listen(server, host, port);
       const scheme = role === 'registry' && !config.registry.tls.enabled ? 'http' : 'https';
       endpoints[role] = { role, host: bound.host, port: bound.port, url: `${scheme}://${urlHost(bound.host)}:${bound.port}`, readiness: readiness[role] };
       // Closing a fastify app stops accepting and waits for in-flight requests to finish.
-      closers.push({ name: `${role} server`, close: () => servers[role].close() });
-      logger.info({ role, [F.address]: endpoints[role].url }, 'listening');
+      closers.push({ name: `${role} server`, close: () => server.close() });
+      logger.info({ role, [F.address]: endpoints[role]?.url }, 'listening');
     }
 
     let closing: Promise<void> | undefined;
     return {
+      roles: [...roles],
       endpoints,
       caFile: certificates.caFile,
       trustDir: certificates.trustDir,

@@ -3,7 +3,7 @@ import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
 import { ROLES, startSuite, type Role, type Suite } from '../main.js';
 import type { ReadinessReport } from '../http/readiness.js';
-import { EXIT, stringOption, type Command } from './command.js';
+import { EXIT, UsageError, listOption, stringOption, type Command } from './command.js';
 import { packageVersion } from './version.js';
 
 const WHAT: Record<Role, string> = {
@@ -24,8 +24,9 @@ function readinessLine(report: ReadinessReport): string {
 export async function banner(suite: Suite, cwd: string): Promise<string> {
   const show = (path: string) => (path.startsWith(cwd) ? `./${relative(cwd, path)}` : path);
   const lines = [`Portcullis ${packageVersion()} is up.`, ''];
-  for (const role of ROLES) {
+  for (const role of suite.roles) {
     const endpoint = suite.endpoints[role];
+    if (!endpoint) continue;
     lines.push(`  ${role.padEnd(9)} ${endpoint.url.padEnd(28)} ${WHAT[role]}`);
     lines.push(`  ${''.padEnd(9)} ${readinessLine(await suite.readiness(role))}`);
   }
@@ -46,22 +47,26 @@ export async function banner(suite: Suite, cwd: string): Promise<string> {
   lines.push(
     `  cluster   ${kube.mode === 'kubeconfig' ? `kubeconfig ${kube.file}` : kube.mode === 'in-cluster' ? 'in-cluster service account' : `none (${kube.reason}); everything else works without one`}`,
   );
-  const registryHost = suite.endpoints.registry.url.replace(/^https?:\/\//, '');
   const password = admin.passwordFile ? `$(cat ${show(admin.passwordFile)})` : '$PORTCULLIS_ADMIN_PASSWORD';
-  lines.push(
-    '',
-    'Next steps:',
-    '  1. Push an image (it is scanned on push):',
-    `     skopeo copy --dest-cert-dir ${show(suite.trustDir)} --dest-creds "admin:${password}" \\`,
-    `       docker-archive:image.tar docker://${registryHost}/library/app:1.0`,
-    '  2. Render the webhook configurations for a cluster that reaches this machine:',
-    `     npx portcullis webhooks render --ca ${show(suite.caFile)} --url ${suite.endpoints.webhook.url}`,
-    '  3. Ask for a decision without a cluster:',
-    `     npx portcullis review -f deployment.yaml`,
-    '',
-    'Press Ctrl-C to stop (in-flight requests finish, the audit buffer is flushed).',
-    '',
-  );
+  const steps: string[][] = [];
+  const { registry, webhook } = suite.endpoints;
+  if (registry) {
+    steps.push([
+      'Push an image (it is scanned on push):',
+      `   skopeo copy --dest-cert-dir ${show(suite.trustDir)} --dest-creds "admin:${password}" \\`,
+      `     docker-archive:image.tar docker://${registry.url.replace(/^https?:\/\//, '')}/library/app:1.0`,
+    ]);
+  }
+  if (webhook) {
+    steps.push([
+      'Render the webhook configurations for a cluster that reaches this machine:',
+      `   npx portcullis webhooks render --ca ${show(suite.caFile)} --url ${webhook.url}`,
+    ]);
+  }
+  steps.push(['Ask for a decision without a cluster:', '   npx portcullis review -f deployment.yaml']);
+  lines.push('', 'Next steps:');
+  steps.forEach(([first, ...rest], index) => lines.push(`  ${index + 1}. ${first}`, ...rest.map((line) => `  ${line}`)));
+  lines.push('', 'Press Ctrl-C to stop (in-flight requests finish, the audit buffer is flushed).', '');
   return lines.join('\n');
 }
 
@@ -82,7 +87,7 @@ export const upCommand: Command = {
   name: 'up',
   summary: 'Run the webhook, the registry and the scanner in one process (a laptop or a demo)',
   usage: `Usage: portcullis up [--data-dir DIR] [--webhook-listen HOST:PORT] [--registry-listen HOST:PORT]
-                    [--scanner-listen HOST:PORT] [--config FILE]
+                    [--scanner-listen HOST:PORT] [--config FILE] [--role ROLE]...
 
 Runs every role in this process with an SQLite database and blob storage in the data directory.
 On first start it issues a CA and a serving certificate (localhost, 127.0.0.1, the Service names)
@@ -97,6 +102,8 @@ Options:
   --webhook-listen HOST:PORT  Admission HTTPS server (default 127.0.0.1:8443; port 0 picks a free port)
   --registry-listen HOST:PORT Registry HTTPS server (default 127.0.0.1:5000)
   --scanner-listen HOST:PORT  Scanner HTTPS server (default 127.0.0.1:8080)
+  --role ROLE                 Run only this role (webhook, registry or scanner); repeatable. Default: all
+                              three. A cluster runs one role per Deployment (manifests/).
   --config FILE               YAML configuration (default: PORTCULLIS_CONFIG, else none); flags win over it
                               and over PORTCULLIS_* variables (docs/configuration.md)
 
@@ -113,6 +120,7 @@ Example:
     'registry-listen': { type: 'string' },
     'scanner-listen': { type: 'string' },
     config: { type: 'string' },
+    role: { type: 'string', multiple: true },
   },
   positionals: false,
   async run({ values, io }) {
@@ -128,12 +136,18 @@ Example:
       const value = stringOption(values, flag);
       if (value) overrides[section] = { listen: value };
     }
+    const roles = listOption(values, 'role');
+    const unknown = roles.filter((role) => !(ROLES as readonly string[]).includes(role));
+    if (unknown.length > 0) throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got ${unknown.join(', ')}`);
     const config = loadConfig({ file: stringOption(values, 'config'), env: io.env, overrides });
     // Logs go to stderr so that the banner on stdout stays readable (and parseable by tests).
     const logger = createLogger({ level: config.log.level }, process.stderr);
-    const suite = await startSuite({ config, logger, env: io.env, cwd: io.cwd });
+    // Listen for signals before anything starts: a Ctrl-C during start-up (or right after the
+    // banner) then still closes what was started instead of killing the process.
+    const stopRequested = nextSignal();
+    const suite = await startSuite({ config, logger, env: io.env, cwd: io.cwd, roles: roles.length > 0 ? ROLES.filter((role) => roles.includes(role)) : ROLES });
     io.stdout(await banner(suite, io.cwd));
-    const signal = await nextSignal();
+    const signal = await stopRequested;
     logger.info({ signal }, 'shutting down');
     // A safety net that does not itself keep the process alive: if some handle stays open after
     // a clean close, exit anyway instead of hanging the terminal.
