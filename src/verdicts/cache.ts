@@ -121,7 +121,7 @@ export class VerdictCache {
       return { verdict: { state: 'unavailable', reason: this.#reason('resolve', reference, error) } };
     }
     if (digest === undefined) {
-      return { verdict: { state: 'unscanned', reason: `${formatImageReference(reference)} is not known to verdict source ${this.#source.name}` } };
+      return { verdict: { state: 'unscanned', reason: `not found in ${this.#source.name}` } };
     }
     try {
       return { digest, verdict: await this.verdict(reference, digest, options) };

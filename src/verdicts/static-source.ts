@@ -11,7 +11,7 @@ export class StaticVerdictSource implements VerdictSource {
   readonly name: string;
   readonly #entries: { reference: ImageReference; verdict: Verdict }[] = [];
 
-  constructor(entries: { image: string; verdict: Verdict }[] = [], name = 'reports') {
+  constructor(entries: { image: string; verdict: Verdict }[] = [], name = 'the given Trivy reports') {
     this.name = name;
     for (const entry of entries) this.add(entry.image, entry.verdict);
   }
