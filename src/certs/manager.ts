@@ -33,6 +33,8 @@ export interface CertificateManagerDeps {
   store?: CertificateStore;
   /** RSA key size of issued keys (tests use 1024 for speed; default 2048). */
   keyBits?: number;
+  /** Whether to react to store changes at once (default true); the periodic check runs regardless. */
+  watchStore?: boolean;
 }
 
 /** What is served now. */
@@ -262,18 +264,23 @@ export function createCertificateManager(deps: CertificateManagerDeps): Certific
       return running;
     }
     running = (async () => {
-      let outcome: CheckOutcome = { steps: [], reloaded: false };
+      // A check asked for while one runs is folded into it: one more pass, outcomes merged.
+      const steps: RotationStep['kind'][] = [];
+      let reloaded = false;
+      let error: PortcullisError | undefined;
       do {
         again = false;
         try {
-          outcome = await reconcile();
-        } catch (error) {
-          const wrapped = isPortcullisError(error) ? error : new PortcullisError('INTERNAL', `certificate check failed: ${describeError(error)}`, { cause: error });
-          log.warn({ [F.err]: wrapped, store: store.description, serving: served ? 'last good certificate' : 'none' }, 'certificate check failed; keeping the certificate in use');
-          outcome = { steps: [], reloaded: false, error: wrapped };
+          const outcome = await reconcile();
+          steps.push(...outcome.steps);
+          reloaded ||= outcome.reloaded;
+          error = undefined;
+        } catch (thrown) {
+          error = isPortcullisError(thrown) ? thrown : new PortcullisError('INTERNAL', `certificate check failed: ${describeError(thrown)}`, { cause: thrown });
+          log.warn({ [F.err]: error, store: store.description, serving: served ? 'last good certificate' : 'none' }, 'certificate check failed; keeping the certificate in use');
         }
       } while (again && !closed);
-      return outcome;
+      return { steps, reloaded, ...(error ? { error } : {}) };
     })();
     try {
       return await running;
@@ -292,7 +299,7 @@ export function createCertificateManager(deps: CertificateManagerDeps): Certific
         if (at.getTime() > served.servingNotAfter.getTime()) return { ok: false, reason: `the serving certificate expired at ${served.servingNotAfter.toISOString()}` };
         return { ok: true, reason: `serving certificate valid until ${served.servingNotAfter.toISOString()}` };
       });
-      stopWatch = store.watch(() => void check());
+      if (deps.watchStore ?? true) stopWatch = store.watch(() => void check());
       timer = setInterval(() => void check(), config.checkIntervalSeconds * 1000);
       timer.unref();
       return served.tls;
