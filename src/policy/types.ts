@@ -99,7 +99,10 @@ export interface Evaluation {
   denyMessage?: string;
   /** Admission warnings, each under 120 characters. */
   warnings: string[];
-  /** Annotations for the audit log (`portcullis.io/audit-…`), from `audit`-mode policies. */
+  /**
+   * Annotations for the audit log, from `audit`-mode policies: one key per policy, `audit-<policy>`,
+   * without a prefix (kube-apiserver prefixes each key with the webhook's name).
+   */
   auditAnnotations: Record<string, string>;
 }
 
