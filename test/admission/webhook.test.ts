@@ -271,6 +271,18 @@ describe('mutating webhook: pull secrets and digest pinning', () => {
     expect(again.response.patchType).toBeUndefined();
   });
 
+  it('still adds the reference, with a warning, when the source Secret cannot be copied', async () => {
+    const saved = kube.objects.get('secrets', 'other-pull', 'portcullis');
+    kube.objects.delete('secrets', 'other-pull', 'portcullis');
+    try {
+      const answer = await review('mutate', admissionReview({ object: pod([OTHER], { namespace: 'team-nosource' }) }));
+      expect(patchOf(answer)).toEqual([{ op: 'add', path: '/spec/imagePullSecrets', value: [{ name: 'other-pull' }] }]);
+      expect(answer.response.warnings).toEqual(['pull secret other-pull could not be copied into team-nosource; pulls may fail']);
+    } finally {
+      if (saved) kube.objects.put(saved);
+    }
+  });
+
   it('on dry run answers the same patch but copies no Secret and requests no scan', async () => {
     const writesBefore = kube.writes().length;
     const object = pod([CLEAN, 'registry.example.com/team/never-scanned:1'], { namespace: 'team-dry' });
