@@ -96,14 +96,16 @@ export function asWebhookConfiguration(value: unknown, where: string): WebhookCo
   return value as unknown as WebhookConfiguration;
 }
 
-/** Reads every webhook configuration in `dir` (`*.yaml`, several documents per file allowed). */
+/** Reads every webhook configuration in `dir` (`*.yaml`, several documents per file allowed; other kinds skipped). */
 export function loadWebhookConfigurations(dir: string): WebhookConfiguration[] {
   const configurations: WebhookConfiguration[] = [];
   for (const file of readdirSync(dir).filter((name) => /\.ya?ml$/.test(name)).sort()) {
     parseAllDocuments(readFileSync(join(dir, file), 'utf8')).forEach((document, index) => {
       if (document.errors.length > 0) throw new Error(`${file}: ${document.errors[0]?.message}`);
       const value: unknown = document.toJS();
-      if (value !== null) configurations.push(asWebhookConfiguration(value, `${file}#${index}`));
+      // Other documents (webhooks/kustomization.yaml) are not configurations; skip them as the server does.
+      if (!isRecord(value) || (value.kind !== 'ValidatingWebhookConfiguration' && value.kind !== 'MutatingWebhookConfiguration')) return;
+      configurations.push(asWebhookConfiguration(value, `${file}#${index}`));
     });
   }
   return configurations;
@@ -111,16 +113,20 @@ export function loadWebhookConfigurations(dir: string): WebhookConfiguration[] {
 
 /**
  * What `portcullis webhooks render --url URL --ca CA` does to the client config: the Service
- * reference becomes `URL + service.path`, and the caBundle is the base64 of the CA PEM(s).
+ * reference becomes `URL + service.path`, and the caBundle is the base64 of the CA PEM(s) (kept
+ * as it is when no CA is given).
  */
-export function pointAt(configurations: WebhookConfiguration[], target: { url: string; caPem: string }): WebhookConfiguration[] {
-  const caBundle = Buffer.from(target.caPem).toString('base64');
+export function pointAt(configurations: WebhookConfiguration[], target: { url: string; caPem?: string }): WebhookConfiguration[] {
+  const caBundle = target.caPem === undefined ? undefined : Buffer.from(target.caPem).toString('base64');
   return configurations.map((configuration) => ({
     ...configuration,
-    webhooks: configuration.webhooks.map((webhook) => ({
-      ...webhook,
-      clientConfig: { url: `${target.url.replace(/\/+$/, '')}${webhook.clientConfig.service?.path ?? new URL(webhook.clientConfig.url ?? 'https://x/').pathname}`, caBundle },
-    })),
+    webhooks: configuration.webhooks.map((webhook) => {
+      const path = webhook.clientConfig.service?.path ?? new URL(webhook.clientConfig.url ?? 'https://x/').pathname;
+      // Without caPem the caBundle already in the configuration is kept (what the certificate
+      // manager injected), as the apiserver would use it.
+      const bundle = caBundle ?? webhook.clientConfig.caBundle;
+      return { ...webhook, clientConfig: { url: `${target.url.replace(/\/+$/, '')}${path}`, ...(bundle ? { caBundle: bundle } : {}) } };
+    }),
   }));
 }
 
