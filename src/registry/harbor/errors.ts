@@ -51,7 +51,7 @@ export function useHarborErrors(app: FastifyInstance, options: { notFound?: bool
     const classified = classifyError(error);
     if (classified.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: classified.code, statusCode: classified.status, reason: classified.message }, 'request rejected');
-    void sendHarborError(reply, classified.status, classified.status >= 500 ? 'internal error' : `${classified.code}: ${classified.message}`);
+    void sendHarborError(reply, classified.status, classified.code === 'INTERNAL' ? 'internal error' : `${classified.code}: ${classified.message}`);
   });
   // Fastify allows one not-found handler per prefix: the second plugin under /api/v2.0 passes false.
   if (options.notFound === false) return;

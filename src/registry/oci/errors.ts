@@ -35,7 +35,7 @@ export function sendOciError(request: FastifyRequest, reply: FastifyReply, error
     errors: [
       {
         code: ociCode(classified.code),
-        message: classified.status >= 500 ? 'internal error' : classified.message,
+        message: classified.code === 'INTERNAL' ? 'internal error' : classified.message,
         ...(classified.detail !== undefined ? { detail: classified.detail } : {}),
       },
     ],
