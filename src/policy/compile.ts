@@ -108,17 +108,18 @@ function compileDocument(document: PolicyDocument, file: string): CompiledImageP
   switch (document.kind) {
     case 'ImagePolicy': {
       const { spec } = document;
-      const vulnerabilities = spec.rules.vulnerabilities;
+      const rules = spec.rules ?? {};
+      const vulnerabilities = rules.vulnerabilities;
       const compiled: CompiledImagePolicy = {
         kind: 'ImagePolicy',
         name,
         file,
         action: spec.action ?? 'deny',
         match: compileMatch(spec.match),
-        requireDigest: spec.rules.requireDigest ?? false,
+        requireDigest: rules.requireDigest ?? false,
         pinDigest: spec.pinDigest ?? false,
-        ...(spec.rules.allowedRegistries ? { allowedRegistries: patterns(spec.rules.allowedRegistries) } : {}),
-        ...(spec.rules.disallowedTags ? { disallowedTags: patterns(spec.rules.disallowedTags) } : {}),
+        ...(rules.allowedRegistries ? { allowedRegistries: patterns(rules.allowedRegistries) } : {}),
+        ...(rules.disallowedTags ? { disallowedTags: patterns(rules.disallowedTags) } : {}),
         ...(vulnerabilities
           ? {
               vulnerabilities: {

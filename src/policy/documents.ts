@@ -1,7 +1,7 @@
 /**
  * The policy documents as they are written in YAML, after they passed policies/policy.schema.json.
- * These types mirror the schema one-to-one (src/policy/documents.test.ts checks every field of the
- * schema appears here by validating documents that use all of them); compile.ts turns them into
+ * These types mirror the schema one-to-one (src/policy/schema.test.ts checks that a document using
+ * every field of the schema is valid and type-checks as a PolicyDocument); compile.ts turns them into
  * the immutable PolicySet the engine evaluates.
  */
 import type { Severity } from './types.js';
@@ -62,7 +62,7 @@ export interface VulnerabilityRuleSpec {
 export interface ImagePolicySpec {
   action?: 'deny' | 'warn' | 'audit';
   match?: MatchSpec;
-  rules: {
+  rules?: {
     vulnerabilities?: VulnerabilityRuleSpec;
     allowedRegistries?: string[];
     disallowedTags?: string[];

@@ -56,7 +56,7 @@ export function lintDocuments(documents: readonly SourcedDocument[], now: Date):
     });
 
     if (document.kind === 'ImagePolicy') {
-      (document.spec.rules.vulnerabilities?.allowlist ?? []).forEach((entry, index) => {
+      (document.spec.rules?.vulnerabilities?.allowlist ?? []).forEach((entry, index) => {
         const pointer = `/spec/rules/vulnerabilities/allowlist/${index}/expires`;
         const found = expiryProblem(source, pointer, `allowlist entry ${entry.id}`, entry.expires, now);
         if (found) problems.push(found);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { NOW } from '../../test/policy/builders.js';
-import { formatProblem, loadPolicyDirectory, parsePolicyDocuments, parsePolicyFiles, type PolicyLoadResult } from './load.js';
+import { formatProblem, loadPolicyDirectory, parsePolicyDocuments, parsePolicyFiles, policyError, type PolicyLoadResult } from './load.js';
 
 const dirs: { remove(): void }[] = [];
 afterEach(() => dirs.splice(0).forEach((dir) => dir.remove()));
@@ -85,6 +85,11 @@ describe('parsePolicyDocuments', () => {
       name: 'an empty rules block is refused',
       spec: 'spec:\n  rules: {}\n',
       expected: 'policies/x.yaml:6:10 /spec/rules: must set at least 1 field',
+    },
+    {
+      name: 'an image policy with neither rules nor pinDigest asks for one',
+      spec: 'spec:\n  action: warn\n',
+      expected: 'policies/x.yaml:6:3 /spec: must set at least one of rules, pinDigest',
     },
     {
       name: 'a missing spec is named',
@@ -170,6 +175,21 @@ describe('parsePolicyDocuments', () => {
       { now: NOW },
     );
     expect(problems(result)).toEqual(['p/b.yaml:5:9 /metadata/name: duplicate ImagePolicy name "gate" (first defined at p/a.yaml:1:1)']);
+  });
+
+  it('accepts an image policy that only pins digests', () => {
+    const text = 'apiVersion: portcullis.io/v1alpha1\nkind: ImagePolicy\nmetadata: { name: pin }\nspec:\n  pinDigest: true\n';
+    expect(warnings(parsePolicyDocuments(text, 'x.yaml', { now: NOW }))).toEqual([]);
+  });
+
+  it('turns problems into one POLICY_INVALID error, or POLICY_PARSE_ERROR when every problem is YAML syntax', () => {
+    const invalid = parsePolicyDocuments(VALID.replace('High', 'Severe'), 'x.yaml');
+    const unparsable = parsePolicyDocuments('kind: [', 'y.yaml');
+    if (invalid.ok || unparsable.ok) throw new Error('expected problems');
+    const error = policyError(invalid.problems);
+    expect(error).toMatchObject({ code: 'POLICY_INVALID', status: 400, detail: { problems: invalid.problems } });
+    expect(error.message).toBe(`invalid policies:\n  ${formatProblem(invalid.problems[0]!)}`);
+    expect(policyError(unparsable.problems).code).toBe('POLICY_PARSE_ERROR');
   });
 
   it('allows one name for different kinds', () => {

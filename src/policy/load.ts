@@ -6,7 +6,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, type Document } from 'yaml';
-import { describeError } from '../errors.js';
+import { PortcullisError, describeError } from '../errors.js';
 import { compilePolicySet, type PolicySet } from './compile.js';
 import type { SourcedDocument } from './documents.js';
 import { lintDocuments } from './lint.js';
@@ -38,6 +38,17 @@ export function formatProblem(problem: PolicyProblem): string {
   const pointer = problem.pointer === '' ? '' : ` ${problem.pointer}`;
   const prefix = problem.severity === 'warning' ? 'warning: ' : '';
   return `${where}${pointer}: ${prefix}${problem.message}`;
+}
+
+/**
+ * One error for callers that must throw (a CLI given a broken directory): POLICY_PARSE_ERROR when
+ * every problem is YAML syntax, POLICY_INVALID otherwise; the message has one line per problem and
+ * `detail.problems` the problems themselves.
+ */
+export function policyError(problems: readonly PolicyProblem[]): PortcullisError {
+  const errors = problems.filter((problem) => problem.severity === 'error');
+  const code = errors.length > 0 && errors.every((problem) => problem.message.startsWith('YAML: ')) ? 'POLICY_PARSE_ERROR' : 'POLICY_INVALID';
+  return new PortcullisError(code, `invalid policies:\n  ${errors.map(formatProblem).join('\n  ')}`, { detail: { problems: [...problems] } });
 }
 
 /** True for the file names a policy directory is made of. Hidden files are skipped (editors, ConfigMap internals). */
