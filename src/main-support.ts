@@ -1,0 +1,126 @@
+/**
+ * Small pieces of `portcullis up` that are not a subsystem of their own: where shipped files are,
+ * how Kubernetes is reached, the admin password file, the CA trust directory, and the default
+ * PullSecretPolicy following the registry's actual address. Used by src/main.ts only.
+ */
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Config } from './config/schema.js';
+import type { PolicySet } from './policy/compile.js';
+import { compileGlobs } from './policy/match.js';
+import type { PolicyStore } from './policy/store.js';
+
+const PACKAGE_ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+/**
+ * Resolves a shipped directory (`policies`, `webhooks`): relative to `cwd` when it exists there,
+ * otherwise relative to the installed package, so that `npx portcullis up` works from anywhere.
+ */
+export function resolveShipped(path: string, cwd: string): string {
+  if (isAbsolute(path)) return path;
+  const fromCwd = resolve(cwd, path);
+  if (existsSync(fromCwd)) return fromCwd;
+  return resolve(PACKAGE_ROOT, path);
+}
+
+/** How Kubernetes is reached (`kube.mode auto`): a kubeconfig, the in-cluster config, or not at all. */
+export type KubeAccess = { mode: 'kubeconfig'; file: string } | { mode: 'in-cluster' } | { mode: 'none'; reason: string };
+
+/** Detects how Kubernetes can be reached, without contacting it. */
+export function detectKube(config: Config['kube'], env: Readonly<Record<string, string | undefined>>, serviceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount'): KubeAccess {
+  if (config.mode === 'off') return { mode: 'none', reason: 'kube.mode is off' };
+  const file = config.kubeconfig ?? env.KUBECONFIG?.split(':').find((path) => path !== '');
+  if (file) return { mode: 'kubeconfig', file };
+  if (env.KUBERNETES_SERVICE_HOST && existsSync(join(serviceAccountDir, 'token'))) return { mode: 'in-cluster' };
+  return { mode: 'none', reason: 'KUBECONFIG is not set and no in-cluster service account was found' };
+}
+
+/** Finds an executable named `command` (a path, or a name looked up on PATH). */
+export function findExecutable(command: string, env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const candidates = command.includes('/') ? [command] : (env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, command));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // Not here (or not executable): try the next PATH entry.
+    }
+  }
+  return undefined;
+}
+
+export interface AdminCredentials {
+  username: string;
+  /** File the password is kept in (0600); absent when it came from configuration. */
+  passwordFile?: string;
+  /** Set only on the start that generated it: the banner prints it this once. */
+  generatedPassword?: string;
+}
+
+/**
+ * The registry's admin password: from configuration (`PORTCULLIS_ADMIN_PASSWORD`), else the one
+ * kept in `<dataDir>/admin-password`, else a new one written there (0600) and shown once. The
+ * registry's identity bootstrap creates `admin` with it on first start.
+ */
+export function ensureAdminPassword(config: Config): AdminCredentials & { password: string } {
+  if (config.registry.adminPassword) return { username: 'admin', password: config.registry.adminPassword };
+  const passwordFile = join(config.dataDir, 'admin-password');
+  if (existsSync(passwordFile)) return { username: 'admin', passwordFile, password: readFileSync(passwordFile, 'utf8').trim() };
+  const password = randomBytes(18).toString('base64url');
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+  return { username: 'admin', passwordFile, password, generatedPassword: password };
+}
+
+/**
+ * Writes the CA bundle alone into `<certs.dir>/trust/ca.crt`: a directory usable as
+ * `skopeo --cert-dir` or Docker's certs.d (the certificate directory itself also holds keys,
+ * which those tools would try to use as client certificates). Returns the file.
+ */
+export function writeTrustBundle(certsDir: string, caBundle: string): string {
+  const dir = join(certsDir, 'trust');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, 'ca.crt');
+  writeFileSync(file, caBundle);
+  return file;
+}
+
+/** Where the registry's own default address appears in the shipped PullSecretPolicy. */
+const DEFAULT_REGISTRY_HOSTS = ['127.0.0.1:5000', 'localhost:5000'];
+
+/**
+ * The policy store as the admission pipelines see it, with every PullSecretPolicy that covers the
+ * included registry's default address (127.0.0.1:5000 / localhost:5000) also covering the address
+ * it actually listens on (`--registry-listen 127.0.0.1:5001`, or a port chosen with `:0`). Other
+ * policies are untouched. The augmented set is computed once per loaded set.
+ */
+export function withRegistryHosts(store: PolicyStore, hosts: readonly string[]): PolicyStore {
+  const extra = hosts.map((host) => host.toLowerCase()).filter((host) => !DEFAULT_REGISTRY_HOSTS.includes(host));
+  if (extra.length === 0) return store;
+  const augmented = new WeakMap<PolicySet, PolicySet>();
+  const augment = (set: PolicySet): PolicySet => {
+    let result = augmented.get(set);
+    if (!result) {
+      result = {
+        ...set,
+        pullSecretPolicies: set.pullSecretPolicies.map((policy) => {
+          if (!policy.registries.patterns.some((pattern) => DEFAULT_REGISTRY_HOSTS.includes(pattern))) return policy;
+          const patterns = [...new Set([...policy.registries.patterns, ...extra])];
+          return { ...policy, registries: { patterns, matches: compileGlobs(patterns) } };
+        }),
+      };
+      augmented.set(set, result);
+    }
+    return result;
+  };
+  return {
+    ...store,
+    current: () => {
+      const set = store.current();
+      return set ? augment(set) : undefined;
+    },
+    onChange: (listener) => store.onChange((set) => listener(augment(set))),
+  };
+}
