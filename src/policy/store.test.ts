@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetricsRegistry } from '../http/metrics.js';
@@ -100,6 +100,26 @@ describe('the policy store', () => {
     writeFileSync(join(dir, 'gate.yaml'), policy('gate'));
     await loaded;
     expect(store.readinessCheck().ok).toBe(true);
+  });
+
+  it('follows a mounted ConfigMap update (the ..data symlink swap)', async () => {
+    const { store, dir } = setup({});
+    // The kubelet's layout: a timestamped directory, `..data` pointing at it, and each key a symlink through `..data`.
+    mkdirSync(join(dir, '..2026_06_01_v1'));
+    writeFileSync(join(dir, '..2026_06_01_v1', 'gate.yaml'), policy('gate'));
+    symlinkSync('..2026_06_01_v1', join(dir, '..data'));
+    symlinkSync('..data/gate.yaml', join(dir, 'gate.yaml'));
+    await store.start();
+    expect(store.current()?.imagePolicies[0]?.vulnerabilities?.maxSeverity).toBe('High');
+
+    const changed = new Promise((resolve) => store.onChange(resolve));
+    mkdirSync(join(dir, '..2026_06_01_v2'));
+    writeFileSync(join(dir, '..2026_06_01_v2', 'gate.yaml'), policy('gate', 'Medium'));
+    symlinkSync('..2026_06_01_v2', join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    rmSync(join(dir, '..2026_06_01_v1'), { recursive: true });
+    await changed;
+    expect(store.current()?.imagePolicies[0]?.vulnerabilities?.maxSeverity).toBe('Medium');
   });
 
   it('calls change listeners only when the policies differ, and isolates a failing listener', async () => {
