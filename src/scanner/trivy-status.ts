@@ -31,6 +31,8 @@ export class TrivyStatus {
   #state: TrivyState = { ready: false, reason: 'trivy has not been probed yet' };
   #cancel: (() => void) | undefined;
   #probing: Promise<TrivyState> | undefined;
+  #download: Promise<void> | undefined;
+  readonly #abort = new AbortController();
   readonly #stateListeners = new Set<(state: TrivyState) => void>();
   readonly #dbListeners = new Set<DbChangeListener>();
   #closed = false;
@@ -70,19 +72,14 @@ export class TrivyStatus {
   }
 
   async #probe(): Promise<TrivyState> {
-    const { runner, logger } = this.#options;
-    let probe = await runner.version();
+    const { runner } = this.#options;
+    const probe = await runner.version();
     if (probe.ok && !probe.info.VulnerabilityDB && this.#options.autoDownload) {
-      logger.info({ [F.path]: runner.config.cacheDir }, 'trivy vulnerability database missing, downloading');
-      this.#setState({ ready: false, reason: `downloading the vulnerability database into ${runner.config.cacheDir ?? "Trivy's default cache"}` });
-      const download = await runner.downloadDb();
-      if (!download.ok) {
-        return this.#setState({
-          ready: false,
-          reason: `vulnerability database not found in ${runner.config.cacheDir ?? "Trivy's default cache"} and the download failed: ${download.reason}`,
-        });
-      }
-      probe = await runner.version();
+      // Downloading takes minutes: do it in the background, so that starting never waits for it.
+      this.#download ??= this.#downloadDb().finally(() => {
+        this.#download = undefined;
+      });
+      return this.#setState({ ready: false, reason: `downloading the vulnerability database into ${runner.config.cacheDir ?? "Trivy's default cache"}` });
     }
     if (!probe.ok) return this.#setState({ ready: false, reason: probe.reason });
     const db = probe.info.VulnerabilityDB;
@@ -97,6 +94,30 @@ export class TrivyStatus {
     if (db.UpdatedAt !== undefined) state.db.updatedAt = db.UpdatedAt;
     if (db.NextUpdate !== undefined) state.db.nextUpdate = db.NextUpdate;
     return this.#setState(state);
+  }
+
+  async #downloadDb(): Promise<void> {
+    const { runner, logger } = this.#options;
+    logger.info({ [F.path]: runner.config.cacheDir }, 'trivy vulnerability database missing, downloading');
+    const download = await runner.downloadDb(this.#abort.signal);
+    if (this.#closed) return;
+    if (!download.ok) {
+      this.#setState({
+        ready: false,
+        reason: `vulnerability database not found in ${runner.config.cacheDir ?? "Trivy's default cache"} and the download failed: ${download.reason}`,
+      });
+      return;
+    }
+    const probe = await runner.version();
+    if (!probe.ok) this.#setState({ ready: false, reason: probe.reason });
+    else if (probe.info.VulnerabilityDB) await this.refresh();
+    else this.#setState({ ready: false, reason: `trivy --download-db-only succeeded but the database is still not in ${runner.config.cacheDir ?? "Trivy's default cache"}` });
+  }
+
+  /** Resolves when no probe and no database download is in progress (for tests and tools). */
+  async settled(): Promise<TrivyState> {
+    while (this.#probing || this.#download) await (this.#probing ?? this.#download);
+    return this.#state;
   }
 
   #setState(state: TrivyState): TrivyState {
@@ -123,7 +144,9 @@ export class TrivyStatus {
   async close(): Promise<void> {
     this.#closed = true;
     this.#cancel?.();
+    this.#abort.abort();
     await this.#probing;
+    await this.#download;
   }
 }
 

@@ -38,6 +38,7 @@ async function harness(options: Partial<HarnessOptions> = {}): Promise<Harness> 
   const created = await scannerHarness({ registryHost: registry.host, caPem: testTls().ca.cert, credentials, ...options });
   harnesses.push(created);
   await created.start();
+  await created.scanner.status.settled();
   return created;
 }
 
