@@ -78,6 +78,8 @@ export interface Config {
     tokenTtlSeconds: number;
     /** Initial admin password for automation; otherwise one is generated and printed once. */
     adminPassword?: string;
+    /** How `portcullis project …` / `robot …` reach the registry's API (defaults: externalUrl, admin). */
+    client?: { url?: string; username?: string; password?: string; caFile?: string };
   };
   scanner: {
     listen: string;
@@ -232,6 +234,13 @@ export const configSchema: JSONSchemaType<Config> = {
         tokenTtlSeconds: { type: 'integer', minimum: 10, maximum: 86_400 },
         // Read from PORTCULLIS_ADMIN_PASSWORD (the name automation expects), not the derived name.
         adminPassword: { type: 'string', minLength: 8, nullable: true, 'x-env': 'PORTCULLIS_ADMIN_PASSWORD' } as unknown as typeof optStr,
+        client: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          required: [],
+          properties: { url: { ...optStr, pattern: '^https?://' }, username: optStr, password: optStr, caFile: optStr },
+        },
       },
     },
     scanner: {
