@@ -40,7 +40,7 @@ export function imageCandidates(image: ReviewedImage): string[] {
     if (digest === undefined) continue;
     candidates.push(digest, `${repository}@${digest}`);
   }
-  return candidates;
+  return [...new Set(candidates)];
 }
 
 export type ImageMatcher = (image: ReviewedImage) => boolean;
