@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Kysely } from 'kysely';
-import type { DecisionSink } from '../admission/decision.js';
 import type { Config } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import type { Registry } from '../http/metrics.js';
@@ -36,8 +35,8 @@ export interface AuditDeps {
 }
 
 export interface Audit {
-  /** Hand to the admission pipelines: buffers decisions and writes them in batches. */
-  sink: DecisionSink;
+  /** Hand to the admission pipelines (a DecisionSink): buffers decisions and writes them in batches. */
+  sink: DecisionWriter;
   /** The audit API; mount on the registry's server (`app.register(audit.routes)`). */
   routes: FastifyPluginAsync;
   store: DecisionStore;

@@ -32,6 +32,10 @@ export interface AuditRoutesDeps {
   running?: () => RunningReport;
 }
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 const CHALLENGE = 'Basic realm="portcullis audit", charset="UTF-8"';
 const DEFAULT_SUMMARY_WINDOW = '24h';
 
@@ -84,6 +88,19 @@ export function toFilter(query: DecisionQuery, nowMs: number): DecisionFilter {
 export function auditRoutes(deps: AuditRoutesDeps): FastifyPluginAsync {
   return async (app) => {
     app.addHook('onRequest', guard(deps));
+    // Fastify strips unknown query parameters by default; a misspelt filter must not silently
+    // widen the answer, so it is refused instead.
+    app.addHook('preValidation', async (request) => {
+      const known = request.routeOptions.schema?.querystring;
+      if (!isRecord(known) || !isRecord(known.properties) || !isRecord(request.query)) return;
+      const properties = known.properties;
+      const unknown = Object.keys(request.query).filter((key) => !(key in properties));
+      if (unknown.length > 0) {
+        throw new PortcullisError('REQUEST_MALFORMED', `unknown query parameter ${unknown.join(', ')}; expected one of ${Object.keys(properties).join(', ')}`, {
+          detail: { unknown },
+        });
+      }
+    });
 
     app.get<{ Querystring: DecisionQuery; Reply: DecisionPage }>(
       '/api/v1/audit/decisions',
