@@ -127,7 +127,9 @@ export function createFileStore(dir: string, options: FileStoreOptions): Certifi
       if (existsSync(dir)) {
         // Watching the directory (not the files) also sees Kubernetes' atomic `..data` symlink swap.
         watcher = watchDir(dir, { persistent: false }, fire);
-        watcher.on('error', () => undefined);
+        // A directory that disappears ends the watch; the periodic check still reloads, and
+        // reports the missing files.
+        watcher.on('error', () => watcher?.close());
       }
       return () => {
         if (timer) clearTimeout(timer);

@@ -14,6 +14,8 @@ export interface SecretStoreOptions {
   /** Whether `ca.key` must be present (managed mode) or may be absent (bring-your-own, e.g. cert-manager). */
   requireCaKey: boolean;
   logger: Logger;
+  /** Pause before re-opening a watch that failed (default 5 s). */
+  retryMs?: number;
 }
 
 function decode(secret: V1Secret, key: string): string | undefined {
@@ -105,9 +107,11 @@ export function createSecretStore(options: SecretStoreOptions): CertificateStore
             if (stopped) handle.stop();
             await handle.done;
           } catch (error) {
-            // The periodic check reloads anyway; the watch only makes changes visible sooner.
-            options.logger.debug({ [F.err]: error, [F.name]: name }, 'certificate secret watch ended');
-            return;
+            // The periodic check reloads anyway; the watch only makes changes visible sooner, so
+            // a failed watch is logged and retried after a pause rather than treated as fatal.
+            options.logger.debug({ [F.err]: error, [F.name]: name }, 'certificate secret watch failed; retrying');
+            await new Promise<void>((resolve) => setTimeout(resolve, options.retryMs ?? 5000).unref());
+            continue;
           }
           // The server ended the stream (its timeout): reconnect and look again.
           if (!stopped) onChange();
