@@ -106,6 +106,17 @@ describe.each(['bearer', 'basic'] as const)('skopeo against the registry with %s
     expect(result.stderr).toContain('robot$team+puller');
   });
 
+  it('answers a push by the robot with 403 DENIED in the OCI envelope', async () => {
+    let authorization = basic(stack.robot.name, stack.robot.secret);
+    if (scheme === 'bearer') {
+      const tokenResponse = await stack.registry.call('/service/token?service=portcullis-registry&scope=repository:team/app:pull,push', { headers: { authorization } });
+      authorization = `Bearer ${((await tokenResponse.json()) as { token: string }).token}`;
+    }
+    const response = await stack.registry.call('/v2/team/app/blobs/uploads/', { method: 'POST', headers: { authorization } });
+    expect(response.status).toBe(403);
+    expect(await response.json()).toEqual({ errors: [expect.objectContaining({ code: 'DENIED', message: expect.stringContaining('may not push team/app') })] });
+  });
+
   it('refuses wrong credentials and anonymous pulls from a private project', async () => {
     const wrong = await skopeo(['inspect', '--cert-dir', certs(), '--creds', 'dev:not-the-password', `docker://${host()}/team/app:1.0`]);
     expect(wrong.code).not.toBe(0);

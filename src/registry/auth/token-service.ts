@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { PortcullisError } from '../../errors.js';
 import type { Clock } from './clock.js';
 import type { AccessEntry } from './scope.js';
@@ -43,6 +44,9 @@ function isAccessEntry(value: unknown): value is AccessEntry {
  * from, so changing a password or robot secret revokes them.
  */
 export class TokenService {
+  /** Tokens already verified, with their expiry (s): each push or pull sends the same token many times. */
+  private readonly verified = new LRUCache<string, { token: VerifiedToken; exp: number }>({ max: 10_000 });
+
   constructor(
     private readonly key: SigningKey,
     private readonly clock: Clock,
@@ -66,13 +70,17 @@ export class TokenService {
 
   /** Throws UNAUTHORIZED naming the reason (bad signature, expired, wrong audience, malformed). */
   async verify(token: string): Promise<VerifiedToken> {
+    const cached = this.verified.get(token);
+    if (cached && cached.exp * 1000 > this.clock.now()) return cached.token;
     const payload = await this.verifyJwt(token, 'bearer token');
     if (payload.typ_use !== undefined) throw new PortcullisError('UNAUTHORIZED', 'bearer token: a refresh token cannot be used as an access token');
     const access = payload.access ?? [];
     if (!Array.isArray(access) || !access.every(isAccessEntry)) {
       throw new PortcullisError('UNAUTHORIZED', 'bearer token: claim "access" must be an array of {type, name, actions}');
     }
-    return { subject: payload.sub ?? '', access };
+    const verified = { subject: payload.sub ?? '', access };
+    if (typeof payload.exp === 'number') this.verified.set(token, { token: verified, exp: payload.exp });
+    return verified;
   }
 
   async issueRefresh(subject: string, credentialFingerprint: string): Promise<string> {
