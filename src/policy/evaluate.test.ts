@@ -55,6 +55,12 @@ describe('the vulnerability gate', () => {
     expect(evaluation.denyMessage).toBeUndefined();
   });
 
+  it('counts a CVE once per package and lists it once, saying how many other packages have it', () => {
+    const both = [finding('CVE-2019-5481', 'Critical', { package: 'curl' }), finding('CVE-2019-5481', 'Critical', { package: 'curl-libs' })];
+    const result = only(evaluate(policySet(GATE), context(), [image('photon:3.0', { verdict: scanned(both) })], NOW).results, 'vulnerabilities');
+    expect(result.message).toBe('[gate/vulnerabilities] photon:3.0 (sha256:aaaaaaaaaaaa): 2 Critical above the limit Medium: CVE-2019-5481 (curl 1.1.1k → 1.1.1l, +1 package)');
+  });
+
   it('counts the same CVE in one package once', () => {
     const twice = [finding('CVE-1', 'High'), finding('CVE-1', 'High')];
     const set = policySet(imagePolicy('count', 'rules:\n  vulnerabilities:\n    maxCount: { High: 1 }'));

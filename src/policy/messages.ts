@@ -84,23 +84,27 @@ export function truncate(line: string, max: number): string {
   return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
 }
 
-/** `CVE-2021-3711 (openssl 1.1.1k → 1.1.1l)`, or `(busybox 1.30.1, no fix)` when unfixed. */
-export function describeFinding(finding: Finding): string {
+/**
+ * `CVE-2021-3711 (openssl 1.1.1k → 1.1.1l)`, or `(busybox 1.30.1, no fix)` when unfixed; when the
+ * same CVE is found in other packages too, `, +N packages` says so (the counts include them).
+ */
+export function describeFinding(finding: Finding, otherPackages = 0): string {
   const fix = finding.fixedVersion ? ` → ${finding.fixedVersion}` : ', no fix';
-  return `${finding.id} (${finding.package} ${finding.installedVersion}${fix})`;
+  const others = otherPackages > 0 ? `, +${otherPackages} package${otherPackages === 1 ? '' : 's'}` : '';
+  return `${finding.id} (${finding.package} ${finding.installedVersion}${fix}${others})`;
 }
 
-/** Worst first, then by id, one entry per CVE id (the first package found). */
+/** Worst first, then by id, one entry per CVE id (the first package found, and how many others). */
 export function listFindings(findings: readonly Finding[]): { items: string[]; ids: string[] } {
   const sorted = [...findings].sort((a, b) => severityRank(b.severity) - severityRank(a.severity) || a.id.localeCompare(b.id) || a.package.localeCompare(b.package));
-  const seen = new Set<string>();
-  const items: string[] = [];
+  const first = new Map<string, { finding: Finding; count: number }>();
   for (const finding of sorted) {
-    if (seen.has(finding.id)) continue;
-    seen.add(finding.id);
-    items.push(describeFinding(finding));
+    const entry = first.get(finding.id);
+    if (entry) entry.count += 1;
+    else first.set(finding.id, { finding, count: 1 });
   }
-  return { items, ids: [...seen] };
+  const entries = [...first.values()];
+  return { items: entries.map(({ finding, count }) => describeFinding(finding, count - 1)), ids: entries.map(({ finding }) => finding.id) };
 }
 
 const STATE_LABELS: Readonly<Record<Exclude<VerdictState, 'scanned'>, string>> = {
