@@ -78,8 +78,17 @@ export interface Config {
     tokenTtlSeconds: number;
     /** Initial admin password for automation; otherwise one is generated and printed once. */
     adminPassword?: string;
-    /** How `portcullis project …` / `robot …` reach the registry's API (defaults: externalUrl, admin). */
-    client?: { url?: string; username?: string; password?: string; caFile?: string };
+    /** How `portcullis project …` and `portcullis robot …` reach the registry's API. */
+    client?: {
+      /** Registry URL for `portcullis project …` / `robot …` (default: externalUrl, else https://listen). */
+      url?: string;
+      /** Registry user for those commands (default `admin`). */
+      username?: string;
+      /** Its password (default: `PORTCULLIS_ADMIN_PASSWORD`). */
+      password?: string;
+      /** CA that signed the registry's certificate. */
+      caFile?: string;
+    };
   };
   scanner: {
     listen: string;
