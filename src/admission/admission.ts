@@ -9,6 +9,7 @@ import type { PolicyStore } from '../policy/store.js';
 import { VerdictCache } from '../verdicts/cache.js';
 import type { VerdictSource } from '../verdicts/source.js';
 import type { DecisionSink } from './decision.js';
+import { EvaluationMemo } from './evaluation-memo.js';
 import type { AdmissionKube } from './kube-port.js';
 import { admissionMetrics } from './metrics.js';
 import { admissionRoutes } from './routes.js';
@@ -83,6 +84,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     excluded: namespaceExcluder(config.excludedNamespaces),
     now,
     logger: deps.logger,
+    memo: new EvaluationMemo(),
   };
   const routes = admissionRoutes({
     pipeline,

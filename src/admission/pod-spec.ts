@@ -1,4 +1,4 @@
-import { childPointer, pointer } from './json-patch.js';
+import { pointer } from './json-patch.js';
 
 /**
  * Where the pod spec lives in each workload kind. Rules apply to pod controllers at apply time
@@ -78,7 +78,8 @@ export function containerImages(location: PodSpecLocation): ContainerImage[] {
     containers.forEach((container: unknown, index) => {
       if (!isRecord(container)) return;
       images.push({
-        pointer: childPointer(location.specPointer, containerType, index, 'image'),
+        // Container type names and indices need no escaping: plain concatenation (hot path).
+        pointer: `${location.specPointer}/${containerType}/${index}/image`,
         container: typeof container.name === 'string' ? container.name : `${containerType}[${index}]`,
         containerType,
         image: typeof container.image === 'string' ? container.image : '',

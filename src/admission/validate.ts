@@ -5,6 +5,7 @@ import type { PolicySet } from '../policy/compile.js';
 import { evaluate, needsVerdict } from '../policy/evaluate.js';
 import type { AdmissionContext, Evaluation, PolicyResult, ReviewedImage } from '../policy/types.js';
 import { RequestLookups, raceDeadline, type VerdictCache } from '../verdicts/cache.js';
+import type { EvaluationMemo } from './evaluation-memo.js';
 import type { AdmissionKube } from './kube-port.js';
 import type { Answer, AdmissionReviewRequest } from './review.js';
 import { BUILTIN_POLICY, admissionContext, reviewImages, selectSubject, type Subject } from './subject.js';
@@ -19,6 +20,8 @@ export interface PipelineDeps {
   excluded: (namespace: string) => boolean;
   now: () => Date;
   logger: Logger;
+  /** Remembers identical evaluations for a moment (hot path); absent: always evaluate. */
+  memo?: EvaluationMemo;
 }
 
 /** What one pipeline run produced: the answer and what the audit record needs. */
@@ -69,20 +72,43 @@ export async function attachVerdicts(
   images: ReviewedImage[],
   options: { signal: AbortSignal; triggerScan: boolean },
 ): Promise<void> {
-  const lookups = deps.verdicts ? new RequestLookups(deps.verdicts, options) : undefined;
+  const misses: ReviewedImage[] = [];
+  for (const image of images) {
+    if (image.reference.digest !== undefined) image.digest = image.reference.digest;
+    if (!needsVerdict(set, context, image)) continue;
+    if (!deps.verdicts) {
+      image.verdict = { state: 'unavailable', reason: 'no verdict source is configured' };
+      continue;
+    }
+    // Warm cache: answer without a promise per image (the common case on the hot path).
+    const known = deps.verdicts.peek(image.reference);
+    if (known === undefined) {
+      misses.push(image);
+      continue;
+    }
+    if (known.digest !== undefined) image.digest = known.digest;
+    image.verdict = known.verdict;
+  }
+  if (misses.length === 0 || !deps.verdicts) return;
+  const lookups = new RequestLookups(deps.verdicts, options);
   await Promise.all(
-    images.map(async (image) => {
-      if (image.reference.digest !== undefined) image.digest = image.reference.digest;
-      if (!needsVerdict(set, context, image)) return;
-      if (!lookups) {
-        image.verdict = { state: 'unavailable', reason: 'no verdict source is configured' };
-        return;
-      }
+    misses.map(async (image) => {
       const found = await lookups.lookup(image.reference);
       if (found.digest !== undefined) image.digest = found.digest;
       image.verdict = found.verdict;
     }),
   );
+}
+
+/**
+ * Remembers an evaluation only when every verdict it used is the object the cache now holds, so
+ * that a later request keyed by the cache's verdicts gets an answer made from those very verdicts
+ * (an `unavailable` verdict is never cached, so an evaluation that used one is not remembered).
+ */
+function remember(memo: EvaluationMemo, cache: VerdictCache, set: PolicySet, context: AdmissionContext, images: readonly ReviewedImage[], evaluation: Evaluation, now: Date): void {
+  const held = images.map((image) => cache.peek(image.reference)?.verdict);
+  if (images.some((image, index) => image.verdict !== undefined && image.verdict !== held[index])) return;
+  memo.set(memo.key(set, context, images, held), evaluation, now);
 }
 
 const NO_POLICIES = `[${BUILTIN_POLICY}/policies] no valid policy set is loaded; refusing until one is (see /readyz)`;
@@ -101,14 +127,30 @@ export async function validateReview(deps: PipelineDeps, review: AdmissionReview
   }
   const { images, invalid } = reviewImages(subject.containers);
   const context = admissionContext(subject, await namespaceLabels(deps, subject.namespace, signal));
-  await attachVerdicts(deps, set, context, images, { signal, triggerScan: !subject.dryRun });
-  let evaluation: Evaluation;
-  try {
-    evaluation = evaluate(set, context, images, deps.now());
-  } catch (error) {
-    deps.logger.error({ [F.uid]: review.request.uid, [F.err]: error }, 'policy evaluation failed');
-    const message = `[${BUILTIN_POLICY}/evaluation] the policy engine failed: ${describeError(error)}`;
-    return { answer: { allowed: false, message }, subject, images, results: [], mode: 'deny', patch: [] };
+  const now = deps.now();
+  let evaluation: Evaluation | undefined;
+  // Warm path: the same inputs with the same cached verdicts were evaluated a moment ago.
+  const memo = deps.memo;
+  const peeked = memo && deps.verdicts ? images.map((image) => deps.verdicts?.peek(image.reference)) : undefined;
+  if (memo && peeked) {
+    evaluation = memo.get(memo.key(set, context, images, peeked.map((found) => found?.verdict)), now);
+    if (evaluation) {
+      images.forEach((image, index) => {
+        const digest = image.reference.digest ?? peeked[index]?.digest;
+        if (digest !== undefined) image.digest = digest;
+      });
+    }
+  }
+  if (!evaluation) {
+    await attachVerdicts(deps, set, context, images, { signal, triggerScan: !subject.dryRun });
+    try {
+      evaluation = evaluate(set, context, images, now);
+    } catch (error) {
+      deps.logger.error({ [F.uid]: review.request.uid, [F.err]: error }, 'policy evaluation failed');
+      const message = `[${BUILTIN_POLICY}/evaluation] the policy engine failed: ${describeError(error)}`;
+      return { answer: { allowed: false, message }, subject, images, results: [], mode: 'deny', patch: [] };
+    }
+    if (memo && deps.verdicts) remember(memo, deps.verdicts, set, context, images, evaluation, now);
   }
   const results = [...invalid, ...evaluation.results];
   const allowed = evaluation.allowed && invalid.length === 0;

@@ -130,6 +130,22 @@ export class VerdictCache {
     }
   }
 
+  /**
+   * What the cache already knows about `reference`, without calling the source: the digest (its
+   * own, or a fresh tag resolution) and a fresh verdict for it. Undefined when either is missing
+   * or expired. The hot path uses it to skip promises when the cache is warm.
+   */
+  peek(reference: ImageReference): ImageLookup | undefined {
+    let digest = reference.digest;
+    if (digest === undefined) {
+      const resolved = this.#fresh(this.#digests.get(`${repositoryName(reference)}:${reference.tag ?? 'latest'}`));
+      if (resolved === undefined || resolved.value === null) return undefined;
+      digest = resolved.value;
+    }
+    const verdict = this.#fresh(this.#verdicts.get(digest));
+    return verdict === undefined ? undefined : { digest, verdict: verdict.value };
+  }
+
   /** Forgets everything (tests; a changed source). */
   clear(): void {
     this.#verdicts.clear();
@@ -208,6 +224,11 @@ export class RequestLookups {
       this.#digests.set(key, pending);
     }
     return pending;
+  }
+
+  /** Digest and verdict from the cache alone (see VerdictCache.peek). */
+  peek(reference: ImageReference): ImageLookup | undefined {
+    return this.#cache.peek(reference);
   }
 
   /** Digest and verdict; never rejects. */

@@ -1,0 +1,197 @@
+/**
+ * `npm run bench:admission`: the validating webhook (default policies, warm verdict cache) against
+ * a bare fastify HTTPS handler that only echoes the uid, with the same ~3 KB AdmissionReview, in
+ * the same run, at 10 and 50 connections. Prints req/s, p50 and p99 of both and the ratios.
+ * Targets: ≥ 0.8× the bare handler's throughput and p99 ≤ 2× its p99.
+ *
+ * The servers run in a child process (this file with `--serve`) so that the load generator does
+ * not share their event loop. The two servers are measured alternately, `--rounds N` times (default
+ * 3), and the median of the rounds is reported, so that a burst of load from elsewhere on the
+ * machine does not decide the ratio. Options: `--duration SECONDS` (default 5) per measurement.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import Fastify from 'fastify';
+import { createAdmission } from '../../src/admission/admission.js';
+import { readWebhookSettings } from '../../src/admission/webhook-config.js';
+import { defaultConfig } from '../../src/config/schema.js';
+import { createMetricsRegistry } from '../../src/http/metrics.js';
+import { Readiness } from '../../src/http/readiness.js';
+import { listen } from '../../src/http/server.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { createPolicyStore } from '../../src/policy/store.js';
+import { StaticVerdictSource } from '../../src/verdicts/static-source.js';
+import { reportEntry } from '../../src/admission/offline.js';
+import { issueCa, issueServing } from '../../src/certs/issue.js';
+import { admissionReview, workload } from '../helpers/admission.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const IMAGES = ['registry.example.com/shop/web:1.0', 'registry.example.com/shop/sidecar:2.1', 'registry.example.com/shop/init:0.3'];
+
+/** A realistic Deployment review of about 3 KB (labels, env, resources, probes, three images). */
+export function payload(): string {
+  const object = workload('Deployment', { name: 'web', namespace: 'shop', containers: IMAGES.slice(0, 2), initContainers: IMAGES.slice(2) });
+  const spec = (object.spec as { template: { spec: { containers: Record<string, unknown>[] }; metadata: Record<string, unknown> } }).template;
+  spec.metadata.annotations = {
+    'prometheus.io/scrape': 'true',
+    'prometheus.io/port': '9090',
+    'kubectl.kubernetes.io/restartedAt': '2026-01-02T03:04:05Z',
+    'example.com/owner': 'storefront-team@example.com',
+    'example.com/runbook': 'https://runbooks.example.com/storefront/web',
+  };
+  for (const container of spec.spec.containers) {
+    container.env = Array.from({ length: 8 }, (_, index) => ({ name: `SETTING_${index}`, value: `value-${index}-${'x'.repeat(24)}` }));
+    container.resources = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } };
+    container.readinessProbe = { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 5 };
+    container.ports = [{ name: 'http', containerPort: 8080, protocol: 'TCP' }];
+  }
+  (object.metadata as Record<string, unknown>).labels = { 'app.kubernetes.io/name': 'web', 'app.kubernetes.io/part-of': 'shop', team: 'storefront' };
+  return JSON.stringify(admissionReview({ object, uid: '705ab4f5-6393-11e8-b7cc-42010a800002' }));
+}
+
+async function serve(): Promise<void> {
+  const now = new Date();
+  const ca = issueCa({ commonName: 'bench CA', validityDays: 1, now });
+  const tls = issueServing({ ca, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], validityDays: 1, now });
+  const logger = silentLogger();
+  const config = defaultConfig('/nonexistent').webhook;
+
+  const policies = createPolicyStore({ dir: `${root}policies`, logger, watch: false });
+  await policies.start();
+  const source = new StaticVerdictSource();
+  for (const image of IMAGES) source.add(...reportEntry(image, `${root}test/fixtures/trivy/ubuntu-1804-ignore-unfixed.json.golden`));
+  let recorded = 0;
+  const admission = createAdmission({
+    config,
+    logger,
+    metrics: createMetricsRegistry(),
+    readiness: new Readiness(),
+    policies,
+    verdicts: source,
+    decisions: { record: () => void (recorded += 1) },
+    webhooks: readWebhookSettings(`${root}webhooks`),
+    tls,
+  });
+  const app = await admission.buildServer();
+  const portcullis = await listen(app, '127.0.0.1', 0);
+
+  const bare = Fastify({ https: { key: tls.key, cert: tls.cert }, bodyLimit: config.bodyLimitBytes });
+  bare.post('/validate', async (request) => {
+    const body = request.body as { apiVersion?: string; request?: { uid?: string } };
+    return { apiVersion: body.apiVersion, kind: 'AdmissionReview', response: { uid: body.request?.uid, allowed: true } };
+  });
+  const baseline = await listen(bare, '127.0.0.1', 0);
+
+  process.on('message', (message) => {
+    if (message === 'stop') {
+      void Promise.all([app.close(), bare.close(), policies.close()]).then(() => {
+        process.send?.({ recorded });
+        process.exit(0);
+      });
+    }
+  });
+  process.send?.({ portcullis: portcullis.port, baseline: baseline.port, validatePath: admission.webhooks.validate.path });
+}
+
+interface Measured {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+}
+
+function isMeasured(value: unknown): value is Measured {
+  if (value === null || typeof value !== 'object') return false;
+  const record = value as Record<string, unknown>;
+  const requests = record.requests as Record<string, unknown> | undefined;
+  const latency = record.latency as Record<string, unknown> | undefined;
+  return typeof requests?.average === 'number' && typeof latency?.p50 === 'number' && typeof latency.p99 === 'number' && typeof record.non2xx === 'number';
+}
+
+/** Per figure, the median over the rounds. */
+function median(runs: readonly Measured[]): { rps: number; p50: number; p99: number } {
+  const mid = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+  return {
+    rps: mid(runs.map((run) => run.requests.average)),
+    p50: mid(runs.map((run) => run.latency.p50)),
+    p99: mid(runs.map((run) => run.latency.p99)),
+  };
+}
+
+type Autocannon = (options: Record<string, unknown>) => Promise<unknown>;
+
+function loadAutocannon(): Autocannon {
+  const loaded: unknown = createRequire(import.meta.url)('autocannon');
+  if (typeof loaded !== 'function') throw new Error('autocannon did not load as a function');
+  return loaded as Autocannon;
+}
+
+async function measure(autocannon: Autocannon, url: string, body: string, connections: number, duration: number): Promise<Measured> {
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections,
+    pipelining: 1,
+    duration,
+  });
+  if (!isMeasured(result)) throw new Error('autocannon returned an unexpected result');
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
+  return result;
+}
+
+async function main(): Promise<void> {
+  const option = (name: string, fallback: number) => {
+    const at = process.argv.indexOf(name);
+    return at > 0 ? Number(process.argv[at + 1]) : fallback;
+  };
+  const duration = option('--duration', 5);
+  const rounds = option('--rounds', 3);
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ports = await new Promise<{ portcullis: number; baseline: number; validatePath: string }>((resolve, reject) => {
+    child.once('message', (message) => resolve(message as { portcullis: number; baseline: number; validatePath: string }));
+    child.once('exit', (code) => reject(new Error(`server process exited with ${code}`)));
+  });
+  const autocannon = loadAutocannon();
+  const body = payload();
+  const portcullisUrl = `https://127.0.0.1:${ports.portcullis}${ports.validatePath}`;
+  const baselineUrl = `https://127.0.0.1:${ports.baseline}/validate`;
+  console.log(`payload ${Buffer.byteLength(body)} bytes, ${duration} s per measurement, median of ${rounds} alternating rounds, Node ${process.version}`);
+  // Warm-up: JIT, TLS sessions, and the verdict cache (the first request looks every image up).
+  await measure(autocannon, portcullisUrl, body, 10, 2);
+  await measure(autocannon, baselineUrl, body, 10, 2);
+
+  const rows: string[] = [];
+  let pass = true;
+  for (const connections of [10, 50]) {
+    const baseRuns: Measured[] = [];
+    const ourRuns: Measured[] = [];
+    for (let round = 0; round < rounds; round += 1) {
+      baseRuns.push(await measure(autocannon, baselineUrl, body, connections, duration));
+      ourRuns.push(await measure(autocannon, portcullisUrl, body, connections, duration));
+    }
+    const base = median(baseRuns);
+    const ours = median(ourRuns);
+    const throughput = ours.rps / base.rps;
+    const tail = ours.p99 / Math.max(base.p99, 1);
+    pass &&= throughput >= 0.8 && tail <= 2;
+    rows.push(
+      `| ${connections} | ${base.rps.toFixed(0)} | ${base.p50} / ${base.p99} | ${ours.rps.toFixed(0)} | ${ours.p50} / ${ours.p99} | ${throughput.toFixed(2)}× | ${tail.toFixed(2)}× |`,
+    );
+  }
+  const stopped = new Promise<{ recorded?: number }>((resolve) => child.once('message', (message) => resolve(message as { recorded?: number })));
+  child.send('stop');
+  const { recorded } = await stopped;
+  console.log('| connections | bare req/s | bare p50 / p99 ms | validate req/s | validate p50 / p99 ms | throughput ratio | p99 ratio |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const row of rows) console.log(row);
+  console.log(`decisions recorded: ${recorded ?? 0}`);
+  console.log(pass ? 'targets met (≥ 0.8× throughput, p99 ≤ 2×)' : 'TARGETS MISSED (≥ 0.8× throughput, p99 ≤ 2×)');
+  process.exitCode = pass ? 0 : 1;
+}
+
+const entry = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
+if (process.argv.includes('--serve')) await serve();
+else if (entry) await main();
