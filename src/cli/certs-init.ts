@@ -77,14 +77,19 @@ Example:
     const servingValidityDays = positiveInteger(values, 'days', 365);
 
     const store = createFileStore(dir, { requireCaKey: true });
+    const refuse = () => {
+      io.stderr(`portcullis certs init: ${dir} already holds certificates; nothing written (use --force to replace them, or \`portcullis certs rotate --dir ${dir}\`)\n`);
+      return EXIT.negative;
+    };
+    // Checked before issuing (key generation is the slow part); save() checks again.
+    if (values.force !== true && (await store.currentVersion()) !== undefined) return refuse();
     const names = { dnsNames: [...new Set([...serviceDnsNames(service, namespace), ...extraDns])], ipAddresses: [...new Set(ips)] };
     const material = applyStep({ kind: 'issue', reason: 'certs init' }, undefined, new Date(), { caValidityDays, servingValidityDays, names });
     try {
       await store.save(material, values.force === true ? await store.currentVersion() : undefined);
     } catch (error) {
       if (!(error instanceof StoreConflictError)) throw error;
-      io.stderr(`portcullis certs init: ${dir} already holds certificates; nothing written (use --force to replace them, or \`portcullis certs rotate --dir ${dir}\`)\n`);
-      return EXIT.negative;
+      return refuse();
     }
     const serving = parseCertificate(material.cert, FILES.cert);
     io.stdout(

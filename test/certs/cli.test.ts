@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -112,8 +112,8 @@ describe('portcullis certs show and rotate', () => {
     ['a tls.key of another certificate', 'tls.key', 'other-key', 1, 'FAIL tls.key matches tls.crt'],
   ])('reports %s precisely', async (_name, file, content, code, message) => {
     const copy = join(dir.path, `bad-${file}`);
-    expect((await cli(['certs', 'init', '--dir', copy, '--service', 's', '--namespace', 'n'])).code).toBe(0);
-    writeFileSync(join(copy, file), content === 'other-key' ? readFileSync(join(D, 'tls.key'), 'utf8') : content);
+    cpSync(D, copy, { recursive: true });
+    writeFileSync(join(copy, file), content === 'other-key' ? readFileSync(join(D, 'ca.key'), 'utf8') : content);
     const shown = await cli(['certs', 'show', '--dir', copy]);
     expect(shown.code).toBe(code);
     expect(`${shown.stdout}${shown.stderr}`).toContain(message);
