@@ -164,7 +164,7 @@ describe('maximum scan age', () => {
   it('adds the age to a failing gate rather than hiding the findings', () => {
     const result = only(evaluate(policy('warn'), context(), [image('app:1', { verdict: scanned([finding('CVE-9', 'Critical')], '2026-05-20T12:00:00Z') })], NOW).results, 'vulnerabilities');
     expect(result.status).toBe('fail');
-    expect(result.message).toContain('1 Critical above the limit High; scan is 12d old, older than the 7d allowed: CVE-9');
+    expect(result.message).toBe('[fresh/vulnerabilities] app:1 (sha256:aaaaaaaaaaaa): 1 Critical above the limit High: CVE-9 (openssl 1.1.1k → 1.1.1l); scan is 12d old, older than the 7d allowed');
   });
 
   it('is an error result, shown as a warning, when the scan time is not a timestamp', () => {

@@ -96,7 +96,7 @@ function vulnerabilityOutcome(set: PolicySet, policy: CompiledImagePolicy, rule:
   const subject = imageSubject(image, verdict.digest);
   if (verdict.state !== 'scanned') {
     const status = stateStatus(rule.verdictStates[verdict.state]);
-    return { status, text: { ...base, subject, image: image.reference.original, summary: describeState(verdict.state, verdict.reason) } };
+    return { status, text: { ...base, subject, summary: describeState(verdict.state, verdict.reason) } };
   }
   const at = now.getTime();
   const allowlisted = new Set(rule.allowlist.filter((entry) => at < entry.expiresAt).map((entry) => entry.id));
@@ -128,7 +128,7 @@ function vulnerabilityOutcome(set: PolicySet, policy: CompiledImagePolicy, rule:
     if (age > rule.maxScanAgeMs) {
       const stale = `scan is ${describeAge(age)} old, older than the ${rule.maxScanAge} allowed`;
       const staleStatus = stateStatus(rule.verdictStates.stale);
-      if (outcome.status === 'fail' && outcome.text) return { ...outcome, text: { ...outcome.text, summary: `${outcome.text.summary}; ${stale}` } };
+      if (outcome.status === 'fail' && outcome.text) return { ...outcome, text: { ...outcome.text, note: stale } };
       if (STATUS_WEIGHT[staleStatus] > STATUS_WEIGHT[outcome.status]) return { status: staleStatus, text: { ...base, subject, summary: stale } };
     }
   }

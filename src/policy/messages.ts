@@ -26,6 +26,8 @@ export interface ViolationText {
   items?: string[];
   /** The same findings by id only, for short renderings (`CVE-2021-3711`). */
   ids?: string[];
+  /** Said after the findings (`scan is 12d old, older than the 7d allowed`). */
+  note?: string;
 }
 
 export function imageSubject(image: ReviewedImage, verdictDigest?: string): string {
@@ -36,13 +38,12 @@ export function imageSubject(image: ReviewedImage, verdictDigest?: string): stri
 /** Renders with at most `maxItems` findings named; the rest become `(+N more)`. */
 export function renderViolation(text: ViolationText, maxItems = MAX_LISTED_CVES): string {
   const head = `[${text.policy}/${text.rule}] ${text.subject}: ${text.summary}`;
-  const items = text.items ?? [];
-  if (items.length === 0) return head;
-  const shown = items.slice(0, maxItems);
-  const more = items.length - shown.length;
-  // The summary already counts them.
-  if (shown.length === 0) return head;
-  return `${head}: ${shown.join(', ')}${more > 0 ? ` (+${more} more)` : ''}`;
+  const note = text.note === undefined ? '' : `; ${text.note}`;
+  const shown = (text.items ?? []).slice(0, maxItems);
+  const more = (text.items ?? []).length - shown.length;
+  // With no findings named, the summary's counts say enough.
+  if (shown.length === 0) return `${head}${note}`;
+  return `${head}: ${shown.join(', ')}${more > 0 ? ` (+${more} more)` : ''}${note}`;
 }
 
 /**
