@@ -21,6 +21,8 @@ export interface ScannerSubsystem {
   adapterRoutes: FastifyPluginAsync;
   /** For `/api/v2.0/systeminfo` and the adapter metadata. */
   systemInfo(): Promise<ScannerSystemInfo>;
+  /** Harbor's `/api/v2.0/health` component for the scanner (`trivy`, unhealthy with the reason when not ready). */
+  health(): Promise<{ name: string; status: 'healthy' | 'unhealthy'; error?: string }[]>;
   /** Probes Trivy, reclaims crashed jobs, subscribes to pushes, starts the workers. */
   start(): Promise<void>;
   /** Stops the workers (running scans go back to the queue) and the probes. */
@@ -54,6 +56,10 @@ export function createScanner(deps: CreateScannerDeps): ScannerSubsystem {
     verdictSource,
     adapterRoutes: routes,
     systemInfo: () => scanner.systemInfo(),
+    async health() {
+      const state = scanner.status.state;
+      return [state.ready ? { name: 'trivy', status: 'healthy' } : { name: 'trivy', status: 'unhealthy', error: `not ready: ${state.reason}` }];
+    },
     start: () => scanner.start(),
     close: () => scanner.close(),
     scanner,

@@ -158,6 +158,7 @@ describe('the scanner with the Trivy stand-in against a registry with basic auth
     expect(readiness.ready).toBe(false);
     expect(readiness.checks.trivy?.reason).toMatch(/^not ready: vulnerability database not found in .*trivy-cache and the download failed: .*failed to download vulnerability DB/);
     expect(await scanner.systemInfo()).toMatchObject({ ready: false, status: readiness.checks.trivy?.reason });
+    expect(await scanner.health()).toEqual([{ name: 'trivy', status: 'unhealthy', error: readiness.checks.trivy?.reason }]);
     const verdict = await scanner.scanner.verdict({ repository: 'team/debian', digest: images.debian!.digest, triggerScan: true });
     expect(verdict).toMatchObject({ state: 'unavailable', reason: expect.stringMatching(/^scanner not ready: vulnerability database not found/) });
     const job = await scanner.scanner.store.latestJob(images.debian!.digest);
@@ -166,6 +167,7 @@ describe('the scanner with the Trivy stand-in against a registry with basic auth
     scanner.control({});
     await scanner.scanner.status.refresh();
     expect((await scanner.readiness.report()).ready).toBe(true);
+    expect(await scanner.health()).toEqual([{ name: 'trivy', status: 'healthy' }]);
     expect((await scanner.scanner.queue.settled(job!.id)).status).toBe('succeeded');
     expect((await scanner.scanner.verdict({ repository: 'team/debian', digest: images.debian!.digest, triggerScan: true })).state).toBe('scanned');
   });
