@@ -117,6 +117,18 @@ describe.each(['bearer', 'basic'] as const)('skopeo against the registry with %s
     expect(await response.json()).toEqual({ errors: [expect.objectContaining({ code: 'DENIED', message: expect.stringContaining('may not push team/app') })] });
   });
 
+  it('lets anyone pull anonymously from a public project', async () => {
+    const response = await stack.registry.call('/api/v2.0/projects', {
+      method: 'POST',
+      headers: { authorization: basic('admin', ADMIN), 'content-type': 'application/json' },
+      body: JSON.stringify({ project_name: 'open', metadata: { public: 'true' } }),
+    });
+    expect(response.status).toBe(201);
+    await skopeoOk(['copy', '--src-cert-dir', certs(), '--dest-cert-dir', certs(), '--src-creds', `dev:${DEV}`, '--dest-creds', `admin:${ADMIN}`, `docker://${host()}/team/app:1.0`, `docker://${host()}/open/app:1.0`]);
+    const inspected = JSON.parse(await skopeoOk(['inspect', '--cert-dir', certs(), '--no-creds', `docker://${host()}/open/app:1.0`])) as { Digest: string };
+    expect(inspected.Digest).toBe(layout.manifestDigest);
+  });
+
   it('refuses wrong credentials and anonymous pulls from a private project', async () => {
     const wrong = await skopeo(['inspect', '--cert-dir', certs(), '--creds', 'dev:not-the-password', `docker://${host()}/team/app:1.0`]);
     expect(wrong.code).not.toBe(0);

@@ -229,6 +229,10 @@ describe('the signing key and the first admin', () => {
     expect(fixture.auth.controller.challenge()).toBe(`Bearer realm="${fixture.url}/service/token",service="portcullis-registry"`);
   });
 
+  it('treats empty Basic credentials (what clients send without a login) as anonymous', async () => {
+    await expect(fixture.auth.controller.authenticate(`Basic ${Buffer.from(':').toString('base64')}`)).resolves.toEqual({ kind: 'anonymous' });
+  });
+
   it('accepts Basic credentials directly', async () => {
     await expect(fixture.auth.controller.authenticate(basic('dev', 'Dev-Passw0rd'))).resolves.toMatchObject({ kind: 'user', name: 'dev', sysadmin: false, auditor: false });
   });

@@ -62,6 +62,7 @@ export class RegistryAccessController implements AccessController {
   async authenticate(authorization: string | undefined, context: { ip?: string } = {}): Promise<Principal> {
     if (authorization === undefined || authorization === '') return { kind: 'anonymous' };
     const parsed = parseAuthorization(authorization);
+    if (parsed.scheme === 'none') return { kind: 'anonymous' };
     if (parsed.scheme === 'basic') return this.login(parsed.username, parsed.password, context.ip);
     const verified = await this.deps.tokens().verify(parsed.token);
     const principal = await this.authenticateSubject(verified.subject);

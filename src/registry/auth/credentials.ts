@@ -1,6 +1,8 @@
 import { PortcullisError } from '../../errors.js';
 
 export type ParsedAuthorization =
+  /** `Basic` with an empty user name and password (`Og==`): what clients send when they have no credentials. */
+  | { scheme: 'none' }
   | { scheme: 'basic'; username: string; password: string }
   | { scheme: 'bearer'; token: string };
 
@@ -14,6 +16,7 @@ export function parseAuthorization(header: string): ParsedAuthorization {
   const value = space === -1 ? '' : header.slice(space + 1).trim();
   if (scheme === 'basic') {
     const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(value) ? Buffer.from(value, 'base64').toString('utf8') : '';
+    if (decoded === ':') return { scheme: 'none' };
     const colon = decoded.indexOf(':');
     if (colon <= 0) throw new PortcullisError('UNAUTHORIZED', 'Authorization: Basic credentials must be base64 of "user:password"');
     return { scheme: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };

@@ -92,8 +92,8 @@ export function tokenRoutes(deps: TokenRoutesDeps): FastifyPluginAsync {
       let principal: Principal = { kind: 'anonymous' };
       if (header) {
         const parsed = parseAuthorization(header);
-        if (parsed.scheme !== 'basic') throw new PortcullisError('UNAUTHORIZED', 'the token endpoint takes Basic credentials or none');
-        principal = await deps.controller.login(parsed.username, parsed.password, request.ip);
+        if (parsed.scheme === 'bearer') throw new PortcullisError('UNAUTHORIZED', 'the token endpoint takes Basic credentials or none');
+        if (parsed.scheme === 'basic') principal = await deps.controller.login(parsed.username, parsed.password, request.ip);
       }
       const access = await grantedAccess(deps, principal, scopeValues(request.query.scope));
       const subject = principal.kind === 'anonymous' ? '' : principal.name;
