@@ -1,0 +1,374 @@
+/**
+ * `npm run bench:registry`: Portcullis's registry against Debian's `docker-registry` (CNCF
+ * distribution 2.8.2) on the same machine, both over TLS on loopback with filesystem storage in a
+ * temporary directory, measured in the same run:
+ *
+ * - push and pull of a 100 MB single-layer image with skopeo;
+ * - manifest GET and HEAD: requests/s and p99 at 10 and 50 connections (autocannon for GET, an
+ *   undici closed loop for HEAD, see headLoad);
+ * - one-stream blob GET throughput (MB/s);
+ * - the registry process's RSS while a 1 GiB blob is pushed (both run as child processes).
+ *
+ * Portcullis runs as `portcullis registry` (real identity subsystem: the image lives in a public
+ * project, pushes authenticate as admin through the token flow, pulls are anonymous) — the same
+ * request path a user gets, not a stripped-down one. distribution runs without authentication.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Pool, fetch } from 'undici';
+import { buildLargeOciLayout, type Layout } from '../helpers/oci-layout.js';
+import { repoRoot } from '../helpers/cli.js';
+import { skopeoOk } from '../helpers/skopeo.js';
+import { tempDir } from '../helpers/tmp.js';
+import { testTls, trustingAgent } from '../helpers/tls.js';
+
+const MB = 1024 * 1024;
+const IMAGE_BYTES = 100 * MB;
+const RSS_BLOB_BYTES = 1024 * MB;
+const ADMIN_PASSWORD = 'bench-admin-password';
+const MANIFEST_DURATION = Number(process.env.BENCH_DURATION ?? 5);
+
+interface Target {
+  name: string;
+  host: string;
+  child: ChildProcess;
+  /** Repository the image is pushed to. */
+  repository: string;
+  /** skopeo credentials for pushing, when needed. */
+  creds?: string;
+}
+
+interface Measured {
+  requests: { average: number };
+  latency: { p99: number; p50: number };
+  non2xx: number;
+  errors: number;
+}
+
+function isMeasured(value: unknown): value is Measured {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return typeof record.requests === 'object' && typeof record.latency === 'object' && typeof record.non2xx === 'number';
+}
+
+type Autocannon = (options: Record<string, unknown>) => Promise<unknown>;
+
+function loadAutocannon(): Autocannon {
+  const loaded: unknown = createRequire(import.meta.url)('autocannon');
+  if (typeof loaded !== 'function') throw new Error('autocannon did not load as a function');
+  return loaded as Autocannon;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+const tls = testTls();
+const agent = trustingAgent(tls.ca.cert);
+
+async function waitForV2(host: string, child: ChildProcess): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt += 1) {
+    if (child.exitCode !== null) throw new Error(`registry at ${host} exited with ${child.exitCode}`);
+    try {
+      const response = await fetch(`https://${host}/v2/`, { dispatcher: agent });
+      await response.arrayBuffer();
+      return;
+    } catch {
+      // Not listening yet: distribution gives no readiness signal, so poll its socket.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(`registry at ${host} never answered`);
+}
+
+async function startDistribution(work: string): Promise<Target> {
+  const port = await freePort();
+  const config = join(work, 'distribution.yml');
+  writeFileSync(join(work, 'tls.crt'), tls.serving.cert);
+  writeFileSync(join(work, 'tls.key'), tls.serving.key);
+  writeFileSync(
+    config,
+    [
+      'version: 0.1',
+      'log: { level: error, accesslog: { disabled: true } }',
+      'storage:',
+      `  filesystem: { rootdirectory: ${join(work, 'distribution')} }`,
+      '  delete: { enabled: true }',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      `  tls: { certificate: ${join(work, 'tls.crt')}, key: ${join(work, 'tls.key')} }`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const host = `127.0.0.1:${port}`;
+  await waitForV2(host, child);
+  return { name: 'distribution', host, child, repository: 'bench/big' };
+}
+
+async function startPortcullis(work: string): Promise<Target> {
+  writeFileSync(join(work, 'tls.crt'), tls.serving.cert);
+  writeFileSync(join(work, 'tls.key'), tls.serving.key);
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repoRoot, 'test/helpers/registry-process.ts'), '--data-dir', join(work, 'portcullis'), '--listen', '127.0.0.1:0', '--tls-cert', join(work, 'tls.crt'), '--tls-key', join(work, 'tls.key')],
+    { cwd: repoRoot, env: { ...process.env, PORTCULLIS_ADMIN_PASSWORD: ADMIN_PASSWORD, PORTCULLIS_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const host = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /registry listening on https:\/\/(127\.0\.0\.1:\d+)/.exec(out);
+      if (match) resolve(match[1] as string);
+    });
+    child.once('exit', (code) => reject(new Error(`portcullis registry exited with ${code}`)));
+  });
+  const basic = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
+  const created = await fetch(`https://${host}/api/v2.0/projects`, {
+    method: 'POST',
+    headers: { authorization: basic, 'content-type': 'application/json' },
+    body: JSON.stringify({ project_name: 'bench', metadata: { public: 'true' } }),
+    dispatcher: agent,
+  });
+  if (created.status !== 201) throw new Error(`creating project bench: ${created.status} ${await created.text()}`);
+  return { name: 'portcullis', host, child, repository: 'bench/big', creds: `admin:${ADMIN_PASSWORD}` };
+}
+
+async function timed<T>(action: () => Promise<T>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await action();
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+async function push(target: Target, layout: Layout, certDir: string, tag: string): Promise<number> {
+  return timed(() =>
+    // --dest-decompress: keep the layer as it is, so that the time measured is the registry's, not gzip's.
+    skopeoOk(['copy', '--dest-decompress', '--dest-cert-dir', certDir, ...(target.creds ? ['--dest-creds', target.creds] : []), layout.reference, `docker://${target.host}/${target.repository}:${tag}`], { timeoutMs: 600_000 }),
+  );
+}
+
+async function pull(target: Target, certDir: string, into: string): Promise<number> {
+  return timed(() => skopeoOk(['copy', '--src-cert-dir', certDir, `docker://${target.host}/${target.repository}:1`, `dir:${into}`], { timeoutMs: 600_000 }));
+}
+
+/** The digest of the layer as the registry holds it (skopeo may have re-encoded it). */
+async function pushedLayer(target: Target): Promise<string> {
+  const response = await fetch(`https://${target.host}/v2/${target.repository}/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' }, dispatcher: agent });
+  const manifest: unknown = await response.json();
+  const layers = typeof manifest === 'object' && manifest !== null && 'layers' in manifest && Array.isArray(manifest.layers) ? (manifest.layers as unknown[]) : [];
+  const first = layers[0];
+  if (typeof first !== 'object' || first === null || !('digest' in first) || typeof first.digest !== 'string') throw new Error(`${target.name}: manifest without layers`);
+  return first.digest;
+}
+
+async function blobGet(target: Target, digest: string): Promise<number> {
+  let bytes = 0;
+  const seconds = await timed(async () => {
+    const response = await fetch(`https://${target.host}/v2/${target.repository}/blobs/${digest}`, { dispatcher: agent });
+    if (response.status !== 200 || !response.body) throw new Error(`${target.name}: blob GET ${response.status}`);
+    for await (const chunk of response.body) bytes += (chunk as Uint8Array).length;
+  });
+  return bytes / MB / seconds;
+}
+
+async function manifestLoad(autocannon: Autocannon, target: Target, method: 'GET', connections: number, duration: number): Promise<Measured> {
+  const result = await autocannon({
+    url: `https://${target.host}/v2/${target.repository}/manifests/1`,
+    method,
+    headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    connections,
+    pipelining: 1,
+    duration,
+    tlsOptions: { ca: tls.ca.cert },
+  });
+  if (!isMeasured(result)) throw new Error('autocannon returned an unexpected result');
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${target.name} manifest ${method}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return result;
+}
+
+/**
+ * HEAD load: autocannon and wrk both wait for a body after a HEAD answer that carries
+ * Content-Length (as the spec requires), so HEAD is measured with undici (which handles HEAD) in a
+ * closed loop: `connections` workers, each sending its next request when the last one answered.
+ */
+async function headLoad(target: Target, connections: number, duration: number): Promise<Measured> {
+  const pool = new Pool(`https://${target.host}`, { connections, pipelining: 1, connect: { ca: tls.ca.cert } });
+  const latencies: number[] = [];
+  let errors = 0;
+  let non2xx = 0;
+  const deadline = performance.now() + duration * 1000;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const started = performance.now();
+      try {
+        const response = await pool.request({ method: 'HEAD', path: `/v2/${target.repository}/manifests/1`, headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+        await response.body.dump();
+        if (response.statusCode !== 200) non2xx += 1;
+        latencies.push(performance.now() - started);
+      } catch {
+        errors += 1;
+      }
+    }
+  };
+  const began = performance.now();
+  await Promise.all(Array.from({ length: connections }, worker));
+  const elapsed = (performance.now() - began) / 1000;
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
+  if (non2xx > 0 || errors > 0) throw new Error(`${target.name} manifest HEAD: ${non2xx} non-2xx, ${errors} errors`);
+  return { requests: { average: latencies.length / elapsed }, latency: { p50: at(0.5), p99: at(0.99) }, non2xx, errors };
+}
+
+function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+/** Streams a 1 GiB blob in one PATCH while sampling the registry's RSS; returns the peak growth. */
+async function rssDuringPush(target: Target): Promise<{ before: number; peak: number }> {
+  const pid = target.child.pid;
+  if (pid === undefined) throw new Error('no pid');
+  const auth = target.creds ? { authorization: `Basic ${Buffer.from(target.creds).toString('base64')}` } : {};
+  const started = await fetch(`https://${target.host}/v2/${target.repository}-rss/blobs/uploads/`, { method: 'POST', headers: auth, dispatcher: agent });
+  await started.arrayBuffer();
+  const location = started.headers.get('location');
+  if (started.status !== 202 || !location) throw new Error(`${target.name}: upload start ${started.status}`);
+  const url = location.startsWith('http') ? location : `https://${target.host}${location}`;
+  const before = rssBytes(pid);
+  let peak = before;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssBytes(pid));
+  }, 20);
+  const hash = createHash('sha256');
+  const block = randomBytes(4 * MB);
+  async function* body(): AsyncIterable<Uint8Array> {
+    for (let sent = 0; sent < RSS_BLOB_BYTES; sent += block.length) {
+      // Vary each block so that nothing could be deduplicated along the way.
+      block.writeUInt32BE(sent / block.length, 0);
+      hash.update(block);
+      yield block;
+    }
+  }
+  try {
+    const patched = await fetch(url, { method: 'PATCH', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: body(), duplex: 'half', dispatcher: agent });
+    await patched.arrayBuffer();
+    if (patched.status !== 202) throw new Error(`${target.name}: PATCH ${patched.status}`);
+    const next = patched.headers.get('location') ?? location;
+    const finishUrl = `${next.startsWith('http') ? next : `https://${target.host}${next}`}${next.includes('?') ? '&' : '?'}digest=sha256:${hash.digest('hex')}`;
+    const finished = await fetch(finishUrl, { method: 'PUT', headers: auth, dispatcher: agent });
+    await finished.arrayBuffer();
+    if (finished.status !== 201) throw new Error(`${target.name}: PUT ${finished.status}`);
+  } finally {
+    clearInterval(sampler);
+  }
+  peak = Math.max(peak, rssBytes(pid));
+  return { before, peak };
+}
+
+function ratio(ours: number, base: number): string {
+  return `${(ours / base).toFixed(2)}×`;
+}
+
+async function main(): Promise<void> {
+  const work = tempDir('portcullis-bench-registry-');
+  const targets: Target[] = [];
+  try {
+    console.log(`Node ${process.version}; building a ${IMAGE_BYTES / MB} MB single-layer OCI layout…`);
+    const layout = await buildLargeOciLayout(join(work.path, 'layout'), IMAGE_BYTES - 2048, { tag: 'big' });
+    const certDir = join(work.path, 'certs.d');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(certDir, { recursive: true });
+    writeFileSync(join(certDir, 'ca.crt'), tls.ca.cert);
+    const distribution = await startDistribution(work.path);
+    targets.push(distribution);
+    const portcullis = await startPortcullis(work.path);
+    targets.push(portcullis);
+
+    const results = new Map<string, Record<string, number>>();
+    for (const target of targets) {
+      const figures: Record<string, number> = {};
+      // Warm-up push (and the token flow for Portcullis) with a different tag is not done on
+      // purpose: the first push of the layer is what a user waits for.
+      figures.push = await push(target, layout, certDir, '1');
+      figures.pull = await pull(target, certDir, join(work.path, `pull-${target.name}`));
+      const layer = await pushedLayer(target);
+      const mbps = [];
+      for (let run = 0; run < 3; run += 1) mbps.push(await blobGet(target, layer));
+      figures.blobMBps = Math.max(...mbps);
+      results.set(target.name, figures);
+      console.log(`${target.name}: push ${figures.push.toFixed(2)} s, pull ${figures.pull.toFixed(2)} s, blob GET ${figures.blobMBps.toFixed(0)} MB/s`);
+    }
+
+    const autocannon = loadAutocannon();
+    const manifestRows: string[] = [];
+    const manifestRatios: number[] = [];
+    for (const target of targets) await manifestLoad(autocannon, target, 'GET', 10, 2);
+    for (const method of ['GET', 'HEAD'] as const) {
+      for (const connections of [10, 50]) {
+        const load = (target: Target) => (method === 'GET' ? manifestLoad(autocannon, target, 'GET', connections, MANIFEST_DURATION) : headLoad(target, connections, MANIFEST_DURATION));
+        const base = await load(distribution);
+        const ours = await load(portcullis);
+        manifestRatios.push(ours.requests.average / base.requests.average);
+        manifestRows.push(
+          `| manifest ${method}, ${connections} conn | ${base.requests.average.toFixed(0)} req/s, p99 ${base.latency.p99} ms | ${ours.requests.average.toFixed(0)} req/s, p99 ${ours.latency.p99} ms | ${ratio(ours.requests.average, base.requests.average)} |`,
+        );
+      }
+    }
+
+    const rss: Record<string, { before: number; peak: number }> = {};
+    for (const target of targets) rss[target.name] = await rssDuringPush(target);
+
+    const base = results.get('distribution') ?? {};
+    const ours = results.get('portcullis') ?? {};
+    const rows = [
+      '| measurement | distribution 2.8.2 | Portcullis | ratio (higher is better) |',
+      '| --- | --- | --- | --- |',
+      `| push 100 MB (skopeo) | ${base.push?.toFixed(2)} s | ${ours.push?.toFixed(2)} s | ${ratio(base.push ?? 0, ours.push ?? 1)} |`,
+      `| pull 100 MB (skopeo) | ${base.pull?.toFixed(2)} s | ${ours.pull?.toFixed(2)} s | ${ratio(base.pull ?? 0, ours.pull ?? 1)} |`,
+      `| blob GET, one stream | ${base.blobMBps?.toFixed(0)} MB/s | ${ours.blobMBps?.toFixed(0)} MB/s | ${ratio(ours.blobMBps ?? 0, base.blobMBps ?? 1)} |`,
+      ...manifestRows,
+      ...targets.map((target) => {
+        const sample = rss[target.name] ?? { before: 0, peak: 0 };
+        return `| RSS during 1 GiB push (${target.name}) | before ${(sample.before / MB).toFixed(0)} MB, peak ${(sample.peak / MB).toFixed(0)} MB | growth ${((sample.peak - sample.before) / MB).toFixed(1)} MB | |`;
+      }),
+    ];
+    console.log('');
+    for (const row of rows) console.log(row);
+    const growth = (rss.portcullis?.peak ?? 0) - (rss.portcullis?.before ?? 0);
+    const pass =
+      (base.push ?? 0) / (ours.push ?? Infinity) >= 1 &&
+      (base.pull ?? 0) / (ours.pull ?? Infinity) >= 1 &&
+      (ours.blobMBps ?? 0) / (base.blobMBps ?? Infinity) >= 1 &&
+      manifestRatios.every((value) => value >= 2) &&
+      growth < 64 * MB;
+    console.log('');
+    console.log(pass ? 'targets met (≥ 1.0× push, pull, blob GET; ≥ 2× manifest GET/HEAD; RSS growth < 64 MB)' : 'TARGETS MISSED (≥ 1.0× push, pull, blob GET; ≥ 2× manifest GET/HEAD; RSS growth < 64 MB)');
+    process.exitCode = pass ? 0 : 1;
+  } finally {
+    for (const target of targets) {
+      if (target.child.exitCode === null) {
+        const exited = new Promise((resolve) => target.child.once('exit', resolve));
+        target.child.kill('SIGTERM');
+        await exited;
+      }
+    }
+    await agent.close();
+    work.remove();
+  }
+}
+
+await main();
