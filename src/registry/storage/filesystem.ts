@@ -89,10 +89,10 @@ export class FilesystemDriver implements StorageDriver {
             batchBytes += chunk.length;
             if (batchBytes >= WRITE_BATCH) await flush();
           }
-          if (batchBytes > 0) await flush();
         } finally {
-          // Never close the file under a write in flight; the write's own error is secondary to
-          // the source's, and rethrown below when the source was fine.
+          // What arrived before a failing source is kept too (the contract); and the file is never
+          // closed under a write in flight. A write error is rethrown below when the source was fine.
+          if (batchBytes > 0) await flush().catch(() => undefined);
           await writing.catch(() => undefined);
         }
         await writing;
@@ -118,6 +118,8 @@ export class FilesystemDriver implements StorageDriver {
     const from = this.#resolve(source);
     const to = this.#resolve(destination);
     try {
+      // Checked first so that a missing source leaves no destination directory behind.
+      await stat(from);
       await mkdir(dirname(to), { recursive: true });
       await rename(from, to);
       await syncDirectory(dirname(to));
