@@ -75,7 +75,7 @@ const FALLBACK: Record<string, string> = {
   'scanner.trivyPath': 'The trivy executable (a name on PATH or a path); without it the scanner is not ready.',
   'scanner.cacheDir': 'Trivy\'s cache: the vulnerability database and layer cache.',
   'scanner.concurrency': 'Scans run at the same time.',
-  'scanner.timeoutSeconds': 'A scan running longer is killed (with its process tree) and retried.',
+  'scanner.timeoutSeconds': 'A scan running longer is killed with its process tree and fails (a hung scan is not retried).',
   'scanner.insecure': 'Let Trivy pull from the registry without verifying TLS (tests only).',
   'scanner.extraArgs': 'Extra arguments for `trivy image`.',
   'audit.batchSize': 'Most decisions written per database insert.',
