@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { loadConfig } from '../config/load.js';
+import { ROLES } from '../registry/auth/roles.js';
+import { REPOSITORY_ACTIONS } from '../registry/auth/scope.js';
 import { EXIT, UsageError, stringOption, type CliIO, type OptionSpec, type OptionValues } from './command.js';
 
 /**
@@ -141,9 +143,9 @@ export async function listAll(client: AdminClient, path: string): Promise<unknow
 }
 
 /** Harbor's role ids by name. */
-export const ROLE_IDS: Record<string, number> = { projectAdmin: 1, developer: 2, guest: 3, maintainer: 4, limitedGuest: 5 };
+export const ROLE_IDS: Readonly<Record<string, number>> = ROLES;
 
-export const ROBOT_ACTIONS = ['pull', 'push', 'delete'];
+export const ROBOT_ACTIONS: readonly string[] = REPOSITORY_ACTIONS;
 
 /** A JSON object's fields, or none. */
 export function record(value: unknown): Record<string, unknown> {

@@ -71,5 +71,5 @@ export type AuthDb = Kysely<AuthTables>;
 
 /** Gives the identity tables a type on a database handle opened for every subsystem. */
 export function authDb(db: Kysely<unknown>): AuthDb {
-  return db.withTables<AuthTables>() as unknown as AuthDb;
+  return db.withTables<AuthTables>();
 }
