@@ -265,8 +265,10 @@ describe('loadPolicyDirectory', () => {
     expect(problems(await loadPolicyDirectory(missing))).toEqual([expect.stringMatching(new RegExp(`^${missing}: cannot read the policy directory: ENOENT`))]);
   });
 
-  it('gives an empty set for an empty directory', async () => {
-    const result = await loadPolicyDirectory(dir({}));
+  it('gives an empty set for an empty directory, with a warning that nothing is enforced', async () => {
+    const path = dir({});
+    const result = await loadPolicyDirectory(path);
     expect(result.ok && result.set.imagePolicies.length === 0).toBe(true);
+    expect(warnings(result)).toEqual([`${path}: warning: no policy documents found: nothing is enforced`]);
   });
 });

@@ -82,6 +82,13 @@ export async function loadPolicyDirectory(dir: string, options: LoadOptions = {}
     }
   }
   const result = parsePolicyFiles(files, options);
+  if (problems.length === 0 && result.ok) {
+    const { set } = result;
+    if (set.imagePolicies.length + set.pullSecretPolicies.length + set.exceptions.length === 0) {
+      return { ...result, warnings: [...result.warnings, { ...fileProblem(dir, 'no policy documents found: nothing is enforced'), severity: 'warning' }] };
+    }
+    return result;
+  }
   if (problems.length === 0) return result;
   return { ok: false, problems: [...problems, ...(result.ok ? [] : result.problems)] };
 }

@@ -136,13 +136,45 @@ describe('the policy store', () => {
     expect(store.status().ok).toBe(true);
   });
 
-  it('reports a missing directory as not ready instead of throwing', async () => {
-    const dir = tempDir();
-    dir.remove();
-    const store = createPolicyStore({ dir: join(dir.path, 'missing'), logger: silentLogger() });
+  it('reports a missing directory as not ready, and loads it once it appears', async () => {
+    const parent = tempDir();
+    cleanups.push(() => parent.remove());
+    const dir = join(parent.path, 'policies');
+    const store = createPolicyStore({ dir, logger: silentLogger(), debounceMs: 10, rewatchMs: 20 });
     cleanups.push(() => store.close());
     await store.start();
     expect(store.readinessCheck()).toMatchObject({ ok: false, reason: expect.stringContaining('cannot read the policy directory') });
+
+    const loaded = nextReload(store, (status) => status.ok);
+    mkdirSync(join(parent.path, 'staging'));
+    writeFileSync(join(parent.path, 'staging', 'gate.yaml'), policy('gate'));
+    renameSync(join(parent.path, 'staging'), dir);
+    await loaded;
+    expect(store.readinessCheck().ok).toBe(true);
+  });
+
+  it('keeps the last good set while the directory is removed, and follows the one that replaces it', async () => {
+    const parent = tempDir();
+    cleanups.push(() => parent.remove());
+    const dir = join(parent.path, 'policies');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'gate.yaml'), policy('gate'));
+    const store = createPolicyStore({ dir, logger: silentLogger(), debounceMs: 10, rewatchMs: 20 });
+    cleanups.push(() => store.close());
+    await store.start();
+    const good = store.current();
+
+    const gone = nextReload(store, (status) => !status.ok);
+    rmSync(dir, { recursive: true });
+    await gone;
+    expect(store.current()).toBe(good);
+
+    const back = nextReload(store, (status) => status.ok && status.revision !== good?.revision);
+    mkdirSync(join(parent.path, 'staging'));
+    writeFileSync(join(parent.path, 'staging', 'gate.yaml'), policy('gate', 'Medium'));
+    renameSync(join(parent.path, 'staging'), dir);
+    await back;
+    expect(store.current()?.imagePolicies[0]?.vulnerabilities?.maxSeverity).toBe('Medium');
   });
 
   it('closes idempotently', async () => {

@@ -4,7 +4,7 @@
  * enforcement down: the last good set stays active, and status, readiness and metrics say that
  * the latest change was rejected and why.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { CheckResult } from '../http/readiness.js';
 import type { Logger } from '../log/logger.js';
@@ -21,6 +21,11 @@ export interface PolicyStoreOptions {
   debounceMs?: number;
   /** Whether to watch the directory (default true; the CLI loads once). */
   watch?: boolean;
+  /**
+   * While the directory cannot be watched (missing, removed, replaced), how often to try again.
+   * Default 5 s. Once it can, it is loaded at once.
+   */
+  rewatchMs?: number;
   /** The clock for load times and expiry warnings. */
   now?: () => Date;
 }
@@ -86,6 +91,7 @@ function storeMetrics(registry: Registry): StoreMetrics {
 export function createPolicyStore(options: PolicyStoreOptions): PolicyStore {
   const { dir, logger } = options;
   const debounceMs = options.debounceMs ?? 200;
+  const rewatchMs = options.rewatchMs ?? 5_000;
   const now = options.now ?? (() => new Date());
   const metrics = options.metrics ? storeMetrics(options.metrics) : undefined;
   const changeListeners = new Set<(set: PolicySet) => void>();
@@ -95,6 +101,7 @@ export function createPolicyStore(options: PolicyStoreOptions): PolicyStore {
   let state: PolicyStoreStatus = { ok: false, problems: [], warnings: [], files: [] };
   let watcher: FSWatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let rewatchTimer: NodeJS.Timeout | undefined;
   let running: Promise<PolicyStoreStatus> | undefined;
   let again = false;
   let closed = false;
@@ -134,6 +141,8 @@ export function createPolicyStore(options: PolicyStoreOptions): PolicyStore {
         active ? 'policy change rejected; the last good set stays active' : 'policy set invalid; no policy set is active',
       );
     }
+    // A removed or replaced directory leaves the watcher on a dead inode: watch it anew once it is back.
+    if (!result.ok && watcher && !existsSync(dir)) detach('policy directory disappeared; watching for it to come back');
     const snapshot = statusSnapshot();
     notify(reloadListeners, snapshot);
     return snapshot;
@@ -169,6 +178,43 @@ export function createPolicyStore(options: PolicyStoreOptions): PolicyStore {
     }, debounceMs);
   }
 
+  /** Starts watching; when that fails, tries again every `rewatchMs` and loads as soon as it works. */
+  function attach(): boolean {
+    if (closed || watcher) return true;
+    try {
+      watcher = watch(dir, (_event, filename) => {
+        // `..data` is how a mounted ConfigMap swaps its files; hidden editor files are noise,
+        // unless the directory itself went away.
+        const name = filename === null ? undefined : String(filename);
+        if (name !== undefined && !isPolicyFileName(name) && name !== '..data' && existsSync(dir)) return;
+        schedule();
+      });
+      watcher.on('error', (error) => {
+        detach('policy directory watch failed; watching for it anew', error);
+      });
+      return true;
+    } catch (error) {
+      logger.error({ [F.err]: error, [F.path]: dir, retryMs: rewatchMs }, 'cannot watch the policy directory; trying again');
+      scheduleRewatch();
+      return false;
+    }
+  }
+
+  function detach(message: string, error?: unknown): void {
+    watcher?.close();
+    watcher = undefined;
+    logger.warn({ [F.err]: error, [F.path]: dir, retryMs: rewatchMs }, message);
+    scheduleRewatch();
+  }
+
+  function scheduleRewatch(): void {
+    if (closed || rewatchTimer) return;
+    rewatchTimer = setTimeout(() => {
+      rewatchTimer = undefined;
+      if (attach()) void reload();
+    }, rewatchMs);
+  }
+
   function statusSnapshot(): PolicyStoreStatus {
     return { ...state, problems: [...state.problems], warnings: [...state.warnings], files: [...state.files] };
   }
@@ -177,19 +223,7 @@ export function createPolicyStore(options: PolicyStoreOptions): PolicyStore {
     async start() {
       await reload();
       if (options.watch === false || closed) return;
-      try {
-        watcher = watch(dir, (_event, filename) => {
-          // `..data` is how a mounted ConfigMap swaps its files; hidden editor files are noise.
-          const name = filename === null ? undefined : String(filename);
-          if (name !== undefined && !isPolicyFileName(name) && name !== '..data') return;
-          schedule();
-        });
-        watcher.on('error', (error) => {
-          logger.error({ [F.err]: error, [F.path]: dir }, 'policy directory watch failed; changes are no longer picked up');
-        });
-      } catch (error) {
-        logger.error({ [F.err]: error, [F.path]: dir }, 'cannot watch the policy directory; changes are not picked up until restart');
-      }
+      attach();
     },
     current: () => active,
     status: statusSnapshot,
@@ -216,6 +250,8 @@ export function createPolicyStore(options: PolicyStoreOptions): PolicyStore {
       closed = true;
       if (timer) clearTimeout(timer);
       timer = undefined;
+      if (rewatchTimer) clearTimeout(rewatchTimer);
+      rewatchTimer = undefined;
       watcher?.close();
       watcher = undefined;
       if (running) await running;
