@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetch } from 'undici';
+import { CoreV1Api, makeInformer, type V1Namespace } from '@kubernetes/client-node';
 import { startKubeApiServer, type KubeApiServer } from './kube-apiserver.js';
 import { trustingAgent } from './tls.js';
 
@@ -65,5 +66,29 @@ describe('the kube-apiserver stand-in', () => {
   it('stamps Namespaces with the kubernetes.io/metadata.name label the webhooks select on', async () => {
     const created = await call('POST', '/api/v1/namespaces', { metadata: { name: 'team-a' } });
     expect(created.body.metadata).toMatchObject({ labels: { 'kubernetes.io/metadata.name': 'team-a' } });
+  });
+
+  it('serves a client-node informer: list, then watch from the list resourceVersion', async () => {
+    const config = kube.kubeConfig();
+    const core = config.makeApiClient(CoreV1Api);
+    const informer = makeInformer(config, '/api/v1/namespaces', () => core.listNamespace());
+    const seen: string[] = [];
+    let onDelete: () => void = () => undefined;
+    const deleted = new Promise<void>((resolve) => (onDelete = resolve));
+    informer.on('add', (namespace: V1Namespace) => seen.push(`add ${namespace.metadata?.name ?? ''}`));
+    informer.on('update', (namespace: V1Namespace) => seen.push(`update ${namespace.metadata?.name ?? ''} ${namespace.metadata?.labels?.tier ?? ''}`));
+    informer.on('delete', (namespace: V1Namespace) => {
+      seen.push(`delete ${namespace.metadata?.name ?? ''}`);
+      onDelete();
+    });
+    kube.objects.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'listed' } });
+    await informer.start();
+    kube.objects.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'watched' } });
+    kube.objects.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'watched', labels: { tier: 'gold' } } });
+    kube.objects.delete('namespaces', 'watched');
+    await deleted;
+    await informer.stop();
+    expect(seen).toEqual(expect.arrayContaining(['add listed', 'add watched', 'update watched gold', 'delete watched']));
+    expect(kube.objects.get('namespaces', 'listed')?.metadata?.labels).toEqual({ 'kubernetes.io/metadata.name': 'listed' });
   });
 });

@@ -15,12 +15,31 @@ import {
   matchesFields,
   matchesLabels,
   mergePatch,
-  parseFieldSelector,
-  parseLabelSelector,
   type KubeObject,
   type ResourceType,
   type StoredEvent,
 } from './kube-store.js';
+import {
+  HttpFailure,
+  checkIdentity,
+  conflict,
+  decorateForStore,
+  isObject,
+  matches,
+  notFound,
+  parseBody,
+  parsePath,
+  parseSelectors,
+  readBody,
+  statusBody,
+  verbOf,
+  type ParsedPath,
+  type RecordedRequest,
+  type RequestMatcher,
+  type Verb,
+} from './kube-rest.js';
+
+export type { RecordedRequest, RequestMatcher, Verb } from './kube-rest.js';
 
 /**
  * A kube-apiserver stand-in on 127.0.0.1 over HTTPS, for tests of code that uses
@@ -48,30 +67,6 @@ import {
  *   …
  *   await kube.close();
  */
-
-export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
-
-export interface RecordedRequest {
-  method: string;
-  /** Path without the query string. */
-  path: string;
-  query: Record<string, string>;
-  verb: Verb | 'unknown';
-  /** Plural resource name (`secrets`), when the path names one. */
-  resource?: string;
-  namespace?: string;
-  name?: string;
-  contentType?: string;
-}
-
-/** Which requests a hook applies to; every given field must match. */
-export interface RequestMatcher {
-  verb?: Verb | Verb[];
-  /** Plural (`secrets`) or kind (`Secret`). */
-  resource?: string;
-  namespace?: string;
-  name?: string;
-}
 
 export interface InjectedFailure extends RequestMatcher {
   status: number;
@@ -127,51 +122,6 @@ export interface KubeApiServerOptions {
   requireNamespaces?: boolean;
 }
 
-interface ParsedPath {
-  type: ResourceType;
-  namespace?: string;
-  name?: string;
-}
-
-function statusBody(code: number, reason: string, message: string, details?: Record<string, unknown>): Record<string, unknown> {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code };
-}
-
-class HttpFailure extends Error {
-  constructor(
-    readonly code: number,
-    readonly reason: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
-}
-
-function matches(matcher: RequestMatcher, request: RecordedRequest, store: KubeStore): boolean {
-  if (matcher.verb !== undefined) {
-    const verbs = Array.isArray(matcher.verb) ? matcher.verb : [matcher.verb];
-    if (!verbs.includes(request.verb as Verb)) return false;
-  }
-  if (matcher.resource !== undefined && request.resource !== store.typeOf(matcher.resource).plural) return false;
-  if (matcher.namespace !== undefined && request.namespace !== matcher.namespace) return false;
-  if (matcher.name !== undefined && request.name !== matcher.name) return false;
-  return true;
-}
-
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', reject);
-  });
-}
-
-function isObject(value: unknown): value is KubeObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 export async function startKubeApiServer(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
   const tls = testTls();
   const token = randomBytes(16).toString('hex');
@@ -181,94 +131,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const hooks: { matcher: RequestMatcher; action: () => void }[] = [];
   const watches = new Set<ServerResponse>();
 
-  function parsePath(path: string): ParsedPath | undefined {
-    const segments = path.split('/').filter((segment) => segment !== '').map(decodeURIComponent);
-    let group: string;
-    let version: string;
-    let rest: string[];
-    if (segments[0] === 'api' && segments.length >= 2) {
-      group = '';
-      version = segments[1] ?? '';
-      rest = segments.slice(2);
-    } else if (segments[0] === 'apis' && segments.length >= 3) {
-      group = segments[1] ?? '';
-      version = segments[2] ?? '';
-      rest = segments.slice(3);
-    } else return undefined;
-    if (rest[0] === 'namespaces' && rest.length >= 3) {
-      const type = store.typeByPlural(group, version, rest[2] ?? '');
-      if (!type || !type.namespaced || rest.length > 4) return undefined;
-      return { type, namespace: rest[1], name: rest[3] };
-    }
-    const type = store.typeByPlural(group, version, rest[0] ?? '');
-    if (!type || rest.length > 2) return undefined;
-    return { type, name: rest[1] };
-  }
-
-  function verbOf(method: string, parsed: ParsedPath | undefined, query: Record<string, string>): Verb | 'unknown' {
-    if (!parsed) return 'unknown';
-    const named = parsed.name !== undefined;
-    if (method === 'GET') return query.watch === 'true' || query.watch === '1' ? 'watch' : named ? 'get' : 'list';
-    if (method === 'POST' && !named) return 'create';
-    if (method === 'PUT' && named) return 'update';
-    if (method === 'PATCH' && named) return 'patch';
-    if (method === 'DELETE' && named) return 'delete';
-    return 'unknown';
-  }
-
-  function notFound(type: ResourceType, name: string): HttpFailure {
-    return new HttpFailure(404, 'NotFound', `${type.plural}${type.group ? `.${type.group}` : ''} "${name}" not found`, {
-      name,
-      group: type.group,
-      kind: type.plural,
-    });
-  }
-
-  function conflict(type: ResourceType, name: string): HttpFailure {
-    return new HttpFailure(
-      409,
-      'Conflict',
-      `Operation cannot be fulfilled on ${type.plural}${type.group ? `.${type.group}` : ''} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-      { name, group: type.group, kind: type.plural },
-    );
-  }
-
   function checkNamespace(parsed: ParsedPath): void {
     if (!options.requireNamespaces || !parsed.type.namespaced || parsed.namespace === undefined) return;
     if (!store.get(store.typeOf('namespaces'), undefined, parsed.namespace)) {
       throw new HttpFailure(404, 'NotFound', `namespaces "${parsed.namespace}" not found`, { name: parsed.namespace, kind: 'namespaces' });
     }
-  }
-
-  function parseBody(text: string): unknown {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (error) {
-      throw new HttpFailure(400, 'BadRequest', `the body of the request was in an unknown format: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-
-  function checkIdentity(parsed: ParsedPath, object: KubeObject, name: string | undefined): void {
-    const bodyNamespace = object.metadata?.namespace;
-    if (parsed.type.namespaced && bodyNamespace !== undefined && bodyNamespace !== parsed.namespace) {
-      throw new HttpFailure(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
-    }
-    if (name !== undefined && object.metadata?.name !== undefined && object.metadata.name !== name) {
-      throw new HttpFailure(400, 'BadRequest', 'the name of the object does not match the name on the URL');
-    }
-    if (object.kind !== undefined && object.kind !== parsed.type.kind) {
-      throw new HttpFailure(400, 'BadRequest', `the kind of the object "${object.kind}" does not match "${parsed.type.kind}"`);
-    }
-  }
-
-  function decorateForStore(parsed: ParsedPath, object: KubeObject): KubeObject {
-    const metadata = (object.metadata ??= {});
-    if (parsed.type.namespaced) metadata.namespace = parsed.namespace;
-    if (parsed.type.kind === 'Namespace' && metadata.name) {
-      metadata.labels = { ...(metadata.labels ?? {}), 'kubernetes.io/metadata.name': metadata.name };
-      object.status = { phase: 'Active' };
-    }
-    return object;
   }
 
   function handleRead(parsed: ParsedPath, verb: Verb, query: Record<string, string>): unknown {
@@ -280,14 +147,6 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const labels = parseSelectors(query);
     const items = store.list(parsed.type, parsed.namespace).filter((item) => matchesLabels(item, labels.labels) && matchesFields(item, labels.fields));
     return { kind: `${parsed.type.kind}List`, apiVersion: apiVersionOf(parsed.type), metadata: { resourceVersion: String(store.revision) }, items };
-  }
-
-  function parseSelectors(query: Record<string, string>): { labels: ReturnType<typeof parseLabelSelector>; fields: ReturnType<typeof parseFieldSelector> } {
-    try {
-      return { labels: parseLabelSelector(query.labelSelector ?? ''), fields: parseFieldSelector(query.fieldSelector ?? '') };
-    } catch (error) {
-      throw new HttpFailure(400, 'BadRequest', error instanceof Error ? error.message : String(error));
-    }
   }
 
   function handleWrite(parsed: ParsedPath, verb: Verb, body: string, contentType: string): { code: number; body: unknown } {
@@ -392,7 +251,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const url = new URL(request.url ?? '/', 'https://127.0.0.1');
     const query = Object.fromEntries(url.searchParams.entries());
     const method = request.method ?? 'GET';
-    const parsed = parsePath(url.pathname);
+    const parsed = parsePath(store, url.pathname);
     const verb = verbOf(method, parsed, query);
     const recorded: RecordedRequest = {
       method,
@@ -449,7 +308,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       const type = store.typeOf(object.kind ?? '', object.apiVersion);
       const name = object.metadata?.name ?? '';
       const exists = store.get(type, object.metadata?.namespace, name) !== undefined;
-      return store.write(type, clone(object), exists ? 'MODIFIED' : 'ADDED');
+      const copy = clone(object);
+      // What the real server adds to every Namespace (the label the webhooks select on).
+      const stored = type.kind === 'Namespace' ? decorateForStore({ type }, copy) : copy;
+      return store.write(type, stored, exists ? 'MODIFIED' : 'ADDED');
     },
     delete: (resource, name, namespace) => store.remove(store.typeOf(resource), namespace, name) !== undefined,
   };
