@@ -41,7 +41,6 @@ async function createDecisions(db: Kysely<unknown>): Promise<void> {
   await index('audit_decisions_decision_time', ['decision', 'time_ms', 'id']);
   await index('audit_decisions_username_time', ['username', 'time_ms', 'id']);
   await index('audit_decisions_name_time', ['name', 'time_ms', 'id']);
-  await index('audit_decisions_uid', ['uid']);
 }
 
 async function createChildren(db: Kysely<unknown>): Promise<void> {
@@ -55,11 +54,15 @@ async function createChildren(db: Kysely<unknown>): Promise<void> {
     .addColumn('time_ms', 'bigint', (column) => column.notNull())
     .addColumn('image', textC, (column) => column.notNull())
     .addColumn('digest', 'text')
+    .addColumn('denied', 'integer', (column) => column.notNull())
     .execute();
-  await db.schema.createIndex('audit_decision_images_decision').on('audit_decision_images').columns(['decision_id']).execute();
-  await db.schema.createIndex('audit_decision_images_image_time').on('audit_decision_images').columns(['image', 'time_ms', 'decision_id']).execute();
-  await db.schema.createIndex('audit_decision_images_digest_time').on('audit_decision_images').columns(['digest', 'time_ms', 'decision_id']).execute();
-  await db.schema.createIndex('audit_decision_images_time').on('audit_decision_images').columns(['time_ms']).execute();
+  const imageIndex = (name: string, columns: string[]) => db.schema.createIndex(name).on('audit_decision_images').columns(columns).execute();
+  await imageIndex('audit_decision_images_decision', ['decision_id']);
+  await imageIndex('audit_decision_images_digest_time', ['digest', 'time_ms', 'decision_id']);
+  // Image globs either walk this in time order checking each image, or (for a narrow literal
+  // prefix) the image index; the planner picks with the statistics.
+  await imageIndex('audit_decision_images_time', ['time_ms', 'decision_id']);
+  await imageIndex('audit_decision_images_image_time', ['image', 'time_ms', 'decision_id']);
 
   await db.schema
     .createTable('audit_decision_policies')
@@ -67,10 +70,12 @@ async function createChildren(db: Kysely<unknown>): Promise<void> {
     .addColumn('time_ms', 'bigint', (column) => column.notNull())
     .addColumn('policy', 'text', (column) => column.notNull())
     .addColumn('status', 'text', (column) => column.notNull())
+    .addColumn('violated', 'integer', (column) => column.notNull())
     .execute();
-  await db.schema.createIndex('audit_decision_policies_decision').on('audit_decision_policies').columns(['decision_id']).execute();
-  await db.schema.createIndex('audit_decision_policies_policy_time').on('audit_decision_policies').columns(['policy', 'time_ms', 'decision_id']).execute();
-  await db.schema.createIndex('audit_decision_policies_time').on('audit_decision_policies').columns(['time_ms']).execute();
+  const policyIndex = (name: string, columns: string[]) => db.schema.createIndex(name).on('audit_decision_policies').columns(columns).execute();
+  await policyIndex('audit_decision_policies_decision', ['decision_id', 'policy']);
+  await policyIndex('audit_decision_policies_policy_time', ['policy', 'violated', 'time_ms', 'decision_id']);
+  await policyIndex('audit_decision_policies_time', ['time_ms']);
 }
 
 export const auditMigrations: readonly Migration[] = [

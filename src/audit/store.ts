@@ -1,6 +1,6 @@
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import { sql, type Expression, type ExpressionBuilder, type SqlBool } from 'kysely';
+import { sql, type ExpressionBuilder, type RawBuilder } from 'kysely';
 import type { DecisionRecord } from '../admission/decision.js';
 import type { PolicyResult, ResultStatus } from '../policy/types.js';
 import { decisionImageSchema, policyResultSchema, type DecisionImage, type StoredDecision, type Summary } from './api-schemas.js';
@@ -83,21 +83,59 @@ export function createDecisionStore(db: AuditDb): DecisionStore {
     };
   }
 
-  /** `image` matches the glob: an index range on the literal prefix, then the exact pattern. */
-  function imageMatches(eb: ExpressionBuilder<AuditTables, 'audit_decision_images'>, glob: string): Expression<SqlBool> {
+  /** SQL for "`column` matches the glob": an index range on the literal prefix, then the pattern. */
+  function globCondition(column: string, glob: string): RawBuilder<unknown> {
+    const ref = sql.ref(column);
     const prefix = globPrefix(glob);
-    const conditions: Expression<SqlBool>[] = [];
-    if (prefix === glob) return eb('audit_decision_images.image', '=', glob);
-    if (prefix !== '') {
-      conditions.push(eb('audit_decision_images.image', '>=', prefix));
-      conditions.push(eb('audit_decision_images.image', '<', prefixUpperBound(prefix)));
+    if (prefix === glob) return sql`${ref} = ${glob}`;
+    const range = prefix === '' ? [] : [sql`${ref} >= ${prefix}`, sql`${ref} < ${prefixUpperBound(prefix)}`];
+    const pattern = postgres ? sql`${ref} like ${globToLike(glob)} escape '\\'` : sql`${ref} glob ${globToSqliteGlob(glob)}`;
+    return sql.join([...range, pattern], sql` and `);
+  }
+
+  /**
+   * One query for a page. The table that drives it is the most selective one that can deliver
+   * rows already in (time DESC, id DESC) order through an index: the image rows for a digest or
+   * image glob, the policy rows for a policy, the decisions otherwise. The other filters are
+   * checked per row, so the database stops after `limit` matches.
+   */
+  async function listRows(filter: DecisionFilter, cursor: Cursor | undefined, limit: number): Promise<DecisionRow[]> {
+    const driver = filter.digest !== undefined || (filter.image !== undefined && filter.policy === undefined) ? 'images' : filter.policy !== undefined ? 'policies' : 'decisions';
+    const time = sql.ref(driver === 'decisions' ? 'd.time_ms' : 'c.time_ms');
+    const id = sql.ref(driver === 'decisions' ? 'd.id' : 'c.decision_id');
+    const from =
+      driver === 'decisions'
+        ? sql`audit_decisions d`
+        : driver === 'images'
+          ? sql`audit_decision_images c join audit_decisions d on d.id = c.decision_id`
+          : sql`audit_decision_policies c join audit_decisions d on d.id = c.decision_id`;
+    const where: RawBuilder<unknown>[] = [];
+    if (filter.sinceMs !== undefined) where.push(sql`${time} >= ${filter.sinceMs}`);
+    if (filter.untilMs !== undefined) where.push(sql`${time} <= ${filter.untilMs}`);
+    if (cursor) where.push(sql`${time} <= ${cursor.timeMs} and (${time} < ${cursor.timeMs} or ${id} < ${cursor.id})`);
+    const equal: [string, string | number | undefined][] = [
+      ['d.namespace', filter.namespace],
+      ['d.kind', filter.kind],
+      ['d.name', filter.name],
+      ['d.decision', filter.decision],
+      ['d.username', filter.user],
+      ['d.operation', filter.operation],
+      ['d.dry_run', filter.dryRun === undefined ? undefined : filter.dryRun ? 1 : 0],
+    ];
+    for (const [column, value] of equal) if (value !== undefined) where.push(sql`${sql.ref(column)} = ${value}`);
+    if (driver === 'images') {
+      if (filter.digest !== undefined) where.push(sql`c.digest = ${filter.digest}`);
+      if (filter.image !== undefined) where.push(globCondition('c.image', filter.image));
+    } else if (filter.image !== undefined) {
+      where.push(sql`exists (select 1 from audit_decision_images i where i.decision_id = d.id and ${globCondition('i.image', filter.image)})`);
     }
-    conditions.push(
-      postgres
-        ? sql<SqlBool>`${sql.ref('audit_decision_images.image')} like ${globToLike(glob)} escape '\\'`
-        : sql<SqlBool>`${sql.ref('audit_decision_images.image')} glob ${globToSqliteGlob(glob)}`,
-    );
-    return eb.and(conditions);
+    if (driver === 'policies') where.push(sql`c.policy = ${filter.policy} and c.violated = 1`);
+    else if (filter.policy !== undefined) {
+      where.push(sql`exists (select 1 from audit_decision_policies p where p.decision_id = d.id and p.policy = ${filter.policy} and p.violated = 1)`);
+    }
+    const condition = where.length === 0 ? sql`1 = 1` : sql.join(where, sql` and `);
+    const query = sql<DecisionRow>`select d.* from ${from} where ${condition} order by ${time} desc, ${id} desc limit ${limit}`;
+    return (await query.execute(db)).rows;
   }
 
   return {
@@ -136,9 +174,11 @@ export function createDecisionStore(db: AuditDb): DecisionStore {
               const key = `${image.image}\n${image.digest ?? ''}`;
               if (seen.has(key)) continue;
               seen.add(key);
-              images.push({ decision_id: decisionId, time_ms: timeMs, image: image.image, digest: image.digest ?? null });
+              images.push({ decision_id: decisionId, time_ms: timeMs, image: image.image, digest: image.digest ?? null, denied: record.decision === 'deny' ? 1 : 0 });
             }
-            for (const [policy, status] of worstByPolicy(record.results)) policies.push({ decision_id: decisionId, time_ms: timeMs, policy, status });
+            for (const [policy, status] of worstByPolicy(record.results)) {
+              policies.push({ decision_id: decisionId, time_ms: timeMs, policy, status, violated: VIOLATED.includes(status) ? 1 : 0 });
+            }
           });
           for (const part of chunks(images, ROWS_PER_STATEMENT * 3)) await trx.insertInto('audit_decision_images').values(part).execute();
           for (const part of chunks(policies, ROWS_PER_STATEMENT * 3)) await trx.insertInto('audit_decision_policies').values(part).execute();
@@ -147,51 +187,26 @@ export function createDecisionStore(db: AuditDb): DecisionStore {
     },
 
     async list(filter, page) {
-      const since = filter.sinceMs;
-      const until = page.cursor ? Math.min(page.cursor.timeMs, filter.untilMs ?? Number.POSITIVE_INFINITY) : filter.untilMs;
-      let query = db.selectFrom('audit_decisions').selectAll();
-      if (since !== undefined) query = query.where('time_ms', '>=', since);
-      if (until !== undefined) query = query.where('time_ms', '<=', until);
-      if (filter.namespace !== undefined) query = query.where('namespace', '=', filter.namespace);
-      if (filter.kind !== undefined) query = query.where('kind', '=', filter.kind);
-      if (filter.name !== undefined) query = query.where('name', '=', filter.name);
-      if (filter.decision !== undefined) query = query.where('decision', '=', filter.decision);
-      if (filter.user !== undefined) query = query.where('username', '=', filter.user);
-      if (filter.operation !== undefined) query = query.where('operation', '=', filter.operation);
-      if (filter.dryRun !== undefined) query = query.where('dry_run', '=', filter.dryRun ? 1 : 0);
-      if (page.cursor) {
-        const { timeMs, id } = page.cursor;
-        query = query.where((eb) => eb.or([eb('time_ms', '<', timeMs), eb('id', '<', id)]));
+      const items: StoredDecision[] = [];
+      let cursor = page.cursor;
+      // A decision with several images matching a glob comes once per image from the image-driven
+      // join; duplicates are adjacent (same time and id) and skipped, and the page is topped up.
+      for (;;) {
+        const want = page.limit + 1 - items.length;
+        const rows = await listRows(filter, cursor, want);
+        for (const row of rows) {
+          const id = toNumber(row.id);
+          if (items.some((item) => item.id === id)) continue;
+          items.push(toDecision(row));
+        }
+        const last = rows[rows.length - 1];
+        if (rows.length < want || items.length > page.limit || !last) break;
+        cursor = { timeMs: toNumber(last.time_ms), id: toNumber(last.id) };
       }
-      if (filter.image !== undefined || filter.digest !== undefined) {
-        const { image, digest } = filter;
-        query = query.where('id', 'in', (eb) => {
-          let sub = eb.selectFrom('audit_decision_images').select('audit_decision_images.decision_id');
-          if (digest !== undefined) sub = sub.where('audit_decision_images.digest', '=', digest);
-          if (image !== undefined) sub = sub.where((inner) => imageMatches(inner, image));
-          if (since !== undefined) sub = sub.where('audit_decision_images.time_ms', '>=', since);
-          if (until !== undefined) sub = sub.where('audit_decision_images.time_ms', '<=', until);
-          return sub;
-        });
-      }
-      if (filter.policy !== undefined) {
-        const policy = filter.policy;
-        query = query.where('id', 'in', (eb) => {
-          let sub = eb
-            .selectFrom('audit_decision_policies')
-            .select('audit_decision_policies.decision_id')
-            .where('audit_decision_policies.policy', '=', policy)
-            .where('audit_decision_policies.status', 'in', VIOLATED);
-          if (since !== undefined) sub = sub.where('audit_decision_policies.time_ms', '>=', since);
-          if (until !== undefined) sub = sub.where('audit_decision_policies.time_ms', '<=', until);
-          return sub;
-        });
-      }
-      const rows = await query.orderBy('time_ms', 'desc').orderBy('id', 'desc').limit(page.limit + 1).execute();
-      const items = rows.slice(0, page.limit).map(toDecision);
-      const last = items[items.length - 1];
-      if (rows.length <= page.limit || !last) return { items };
-      return { items, next: { timeMs: Date.parse(last.time), id: last.id } };
+      const pageItems = items.slice(0, page.limit);
+      const lastItem = pageItems[pageItems.length - 1];
+      if (items.length <= page.limit || !lastItem) return { items: pageItems };
+      return { items: pageItems, next: { timeMs: Date.parse(lastItem.time), id: lastItem.id } };
     },
 
     async summary(window, top) {
@@ -260,16 +275,15 @@ export function createDecisionStore(db: AuditDb): DecisionStore {
 
       const imageRows = await db
         .selectFrom('audit_decision_images')
-        .innerJoin('audit_decisions', 'audit_decisions.id', 'audit_decision_images.decision_id')
-        .select(['audit_decision_images.image as image', 'audit_decisions.decision as decision', (eb) => eb.fn.count<number | string>('audit_decision_images.decision_id').distinct().as('count')])
+        .select(['image', 'denied', (eb) => eb.fn.count<number | string>('decision_id').distinct().as('count')])
         .where(inWindow('audit_decision_images'))
-        .groupBy(['audit_decision_images.image', 'audit_decisions.decision'])
+        .groupBy(['image', 'denied'])
         .execute();
       const images = new Map<string, Summary['byImage'][number]>();
       for (const row of imageRows) {
         const entry = images.get(row.image) ?? { image: row.image, total: 0, denied: 0 };
         entry.total += toNumber(row.count);
-        if (row.decision === 'deny') entry.denied += toNumber(row.count);
+        if (toNumber(row.denied) === 1) entry.denied += toNumber(row.count);
         images.set(row.image, entry);
       }
       const allImages = [...images.values()];

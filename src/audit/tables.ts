@@ -37,6 +37,8 @@ export type AuditTables = {
     time_ms: number | string;
     image: string;
     digest: string | null;
+    /** 1 when the decision was a denial (summaries count without a join). */
+    denied: number;
   };
   /** One row per policy of a decision with the policy's worst result status: the `policy` filter uses it. */
   audit_decision_policies: {
@@ -44,6 +46,8 @@ export type AuditTables = {
     time_ms: number | string;
     policy: string;
     status: string;
+    /** 1 when the status is fail, warn or error: what the `policy` filter matches. */
+    violated: number;
   };
 };
 

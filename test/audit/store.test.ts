@@ -85,6 +85,24 @@ describe('decision store', () => {
     expect(seen).not.toContain('new-1');
   });
 
+  it('lists a decision once when several of its images match the glob, and pages stay whole', async () => {
+    const twoImages = (uid: string, minute: number) =>
+      decision({
+        time: at(minute),
+        uid,
+        images: [
+          { image: 'registry.example.com/team/a:1', pointer: '/spec/containers/0/image', digest: DIGEST_A },
+          { image: 'registry.example.com/team/b:1', pointer: '/spec/containers/1/image', digest: DIGEST_B },
+        ],
+      });
+    await store.insert([twoImages('m1', 1), twoImages('m2', 2), twoImages('m3', 3), twoImages('m4', 4)]);
+    const first = await store.list({ image: 'registry.example.com/team/*' }, { limit: 3 });
+    expect(first.items.map((item) => item.uid)).toEqual(['m4', 'm3', 'm2']);
+    const second = await store.list({ image: 'registry.example.com/team/*' }, { limit: 3, cursor: first.next });
+    expect(second.items.map((item) => item.uid)).toEqual(['m1']);
+    expect(second.next).toBeUndefined();
+  });
+
   it('keeps decisions with the same time apart by id across pages', async () => {
     await store.insert(Array.from({ length: 7 }, (_, index) => decision({ time: at(0), uid: `same-${index}` })));
     const uids: string[] = [];

@@ -1,0 +1,206 @@
+/**
+ * npm run bench:audit — the audit store over one million decisions (SQLite, as `portcullis up`
+ * runs it): insert rate through the real store, and the latency of typical filtered queries
+ * (first page of 100, newest first) against the 200 ms target. Baselines measured in the same
+ * run: a raw single-table insert without indexes or child rows, and one full scan of the table
+ * (what a query without a usable index costs).
+ *
+ * Options (env): AUDIT_BENCH_ROWS (default 1000000), AUDIT_BENCH_KEEP=1 keeps the database file.
+ */
+import { performance } from 'node:perf_hooks';
+import { sql } from 'kysely';
+import type { DecisionRecord } from '../../src/admission/decision.js';
+import { auditMigrations } from '../../src/audit/migrations.js';
+import { createDecisionStore } from '../../src/audit/store.js';
+import type { AuditTables } from '../../src/audit/tables.js';
+import type { DecisionFilter } from '../../src/audit/filter.js';
+import { migrate, openDatabase } from '../../src/db/database.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const ROWS = Number(process.env.AUDIT_BENCH_ROWS ?? 1_000_000);
+const BATCH = 500;
+const DAY = 86_400_000;
+const NOW = Date.parse('2026-11-21T12:00:00Z');
+const SPAN = 30 * DAY;
+
+/** A small deterministic PRNG so every run builds the same data. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+const rand = random(42);
+const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)] as T;
+const hex = (n: number) => n.toString(16).padStart(64, '0');
+
+const NAMESPACES = Array.from({ length: 50 }, (_, i) => `ns-${i}`);
+const USERS = Array.from({ length: 200 }, (_, i) => `user-${i}@example.com`);
+const IMAGES = Array.from({ length: 2000 }, (_, i) => ({ image: `registry.example.com/team-${i % 40}/app-${i}:1.${i % 7}`, digest: `sha256:${hex(i + 1)}` }));
+const POLICIES = ['deny-critical', 'warn-high', 'deny-latest', 'allowed-registries'];
+const KINDS = ['Pod', 'Deployment', 'ReplicaSet', 'StatefulSet', 'Job', 'CronJob'];
+
+function makeDecision(index: number): DecisionRecord {
+  // Oldest first, evenly spread over 30 days; one namespace ("rare") gets 1 in 50,000.
+  const time = new Date(NOW - SPAN + Math.floor((index / ROWS) * SPAN)).toISOString();
+  const images = Array.from({ length: 1 + Math.floor(rand() * 3) }, (_, n) => ({ ...pick(IMAGES), pointer: `/spec/containers/${n}/image` }));
+  const deny = rand() < 0.1;
+  const results = images.flatMap((image) =>
+    POLICIES.slice(0, 2 + Math.floor(rand() * 3)).map((policy, n) => ({
+      policy,
+      rule: policy === 'deny-latest' ? 'disallowedTags' : 'vulnerabilities',
+      status: deny && n === 0 ? ('fail' as const) : rand() < 0.05 ? ('warn' as const) : ('pass' as const),
+      message: deny && n === 0 ? `[${policy}/vulnerabilities] ${image.image}: 1 Critical above the limit High: CVE-2021-${1000 + (index % 500)} (openssl 1.1.1k → 1.1.1l)` : '',
+      action: 'deny' as const,
+      image: image.image,
+      pointer: image.pointer,
+      digest: image.digest,
+    })),
+  );
+  return {
+    time,
+    uid: `00000000-0000-4000-8000-${index.toString(16).padStart(12, '0')}`,
+    webhook: rand() < 0.5 ? 'validate' : 'mutate',
+    user: { username: pick(USERS), groups: ['system:authenticated'] },
+    operation: rand() < 0.8 ? 'CREATE' : 'UPDATE',
+    namespace: index % 50_000 === 7 ? 'rare' : pick(NAMESPACES),
+    kind: pick(KINDS),
+    name: `workload-${index % 5000}`,
+    images,
+    results,
+    decision: deny ? 'deny' : 'allow',
+    mode: deny ? 'deny' : 'none',
+    warnings: [],
+    patch: [],
+    dryRun: rand() < 0.01,
+    durationMs: Math.round(rand() * 5000) / 100,
+  };
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+async function main(): Promise<void> {
+  const dir = tempDir('portcullis-bench-audit-');
+  const opened = openDatabase<unknown>({ sqlitePath: `${dir.path}/audit.db` });
+  await migrate(opened.db, auditMigrations);
+  const db = opened.db.withTables<AuditTables>();
+  const store = createDecisionStore(db);
+  console.log(`audit benchmark: ${ROWS.toLocaleString('en')} decisions, SQLite (WAL) at ${dir.path}/audit.db\n`);
+
+  // Baseline: the same number of bare rows into one table without indexes, in batches of the same size.
+  await sql`create table bench_baseline (time_ms bigint, uid text, namespace text, payload text)`.execute(db);
+  const baselineRows = Math.min(ROWS, 100_000);
+  let started = performance.now();
+  for (let offset = 0; offset < baselineRows; offset += BATCH) {
+    const rows = Array.from({ length: BATCH }, (_, n) => ({ time_ms: offset + n, uid: `u${offset + n}`, namespace: pick(NAMESPACES), payload: '{"images":[],"results":[]}' }));
+    await db.transaction().execute(async (trx) => {
+      await trx.insertInto('bench_baseline' as never).values(rows as never).execute();
+    });
+  }
+  const baselineRate = baselineRows / ((performance.now() - started) / 1000);
+  await sql`drop table bench_baseline`.execute(db);
+
+  // The real store: decisions with their image and policy rows, every index in place.
+  started = performance.now();
+  let batchTimes: number[] = [];
+  let measuredRate = 0;
+  for (let offset = 0; offset < ROWS; offset += BATCH) {
+    const batch = Array.from({ length: Math.min(BATCH, ROWS - offset) }, (_, n) => makeDecision(offset + n));
+    const t = performance.now();
+    await store.insert(batch);
+    batchTimes.push(performance.now() - t);
+    if (offset + BATCH === 100_000 || (ROWS < 100_000 && offset + BATCH >= ROWS)) {
+      measuredRate = Math.min(ROWS, 100_000) / ((performance.now() - started) / 1000);
+    }
+    if ((offset + BATCH) % 200_000 === 0) console.log(`  … ${(offset + BATCH).toLocaleString('en')} inserted (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+  }
+  const totalSeconds = (performance.now() - started) / 1000;
+  const finalBatches = batchTimes.slice(-200);
+  console.log(`\nInsert (batches of ${BATCH}, one transaction each):`);
+  console.log(`  baseline, bare single-table rows:        ${baselineRate.toFixed(0).padStart(8)} rows/s`);
+  console.log(`  store, first 100k decisions:             ${measuredRate.toFixed(0).padStart(8)} decisions/s`);
+  console.log(`  store, all ${ROWS.toLocaleString('en')} decisions:           ${(ROWS / totalSeconds).toFixed(0).padStart(8)} decisions/s (${totalSeconds.toFixed(0)} s)`);
+  console.log(`  one batch of ${BATCH} at ${ROWS.toLocaleString('en')} rows: p50 ${percentile(finalBatches, 50).toFixed(1)} ms, p99 ${percentile(finalBatches, 99).toFixed(1)} ms (runs on the event loop with SQLite)`);
+  batchTimes = [];
+
+  await sql`analyze`.execute(db);
+
+  // Baseline: one full scan of the decisions table.
+  const scans: number[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    const t = performance.now();
+    await sql`select count(*) from audit_decisions where duration_ms >= 0 and length(results) > 0`.execute(db);
+    scans.push(performance.now() - t);
+  }
+  const scanMs = percentile(scans, 50);
+
+  const since24h = NOW - DAY;
+  const cases: [string, DecisionFilter][] = [
+    ['newest page, no filter', {}],
+    ['namespace', { namespace: 'ns-7' }],
+    ['namespace + decision=deny', { namespace: 'ns-7', decision: 'deny' }],
+    ['since 24h + decision=deny', { sinceMs: since24h, decision: 'deny' }],
+    ['user', { user: 'user-3@example.com' }],
+    ['kind + name', { kind: 'Deployment', name: 'workload-42' }],
+    ['image glob (team prefix)', { image: 'registry.example.com/team-3/*' }],
+    ['image glob (suffix only)', { image: '*app-1999:*' }],
+    ['digest', { digest: IMAGES[17]?.digest }],
+    ['policy (failed)', { policy: 'deny-critical' }],
+    ['policy + namespace + since 7d', { policy: 'deny-critical', namespace: 'ns-3', sinceMs: NOW - 7 * DAY }],
+    ['rare namespace (20 rows)', { namespace: 'rare' }],
+    ['dryRun=true + namespace', { dryRun: true, namespace: 'ns-11' }],
+    ['decision=deny + dryRun=false + operation + user', { decision: 'deny', dryRun: false, operation: 'UPDATE', user: 'user-9@example.com' }],
+    ['window 3 days ago, 1 hour wide', { sinceMs: NOW - 3 * DAY, untilMs: NOW - 3 * DAY + 3_600_000 }],
+  ];
+  console.log(`\nQueries (first page of 100, newest first; 15 runs each; target < 200 ms):`);
+  console.log(`  baseline, one full scan of ${ROWS.toLocaleString('en')} decisions: ${scanMs.toFixed(1)} ms\n`);
+  console.log(`  ${'filter'.padEnd(50)} ${'p50 ms'.padStart(8)} ${'p95 ms'.padStart(8)} ${'max ms'.padStart(8)} ${'items'.padStart(6)}`);
+  let worst = 0;
+  for (const [name, filter] of cases) {
+    const times: number[] = [];
+    let items = 0;
+    for (let i = 0; i < 15; i += 1) {
+      const t = performance.now();
+      const page = await store.list(filter, { limit: 100 });
+      times.push(performance.now() - t);
+      items = page.items.length;
+    }
+    worst = Math.max(worst, percentile(times, 95));
+    console.log(`  ${name.padEnd(50)} ${percentile(times, 50).toFixed(1).padStart(8)} ${percentile(times, 95).toFixed(1).padStart(8)} ${Math.max(...times).toFixed(1).padStart(8)} ${String(items).padStart(6)}`);
+  }
+
+  // Paging deep with the cursor: each page costs the same as the first.
+  const pageTimes: number[] = [];
+  let cursor: Awaited<ReturnType<typeof store.list>>['next'];
+  for (let page = 0; page < 50; page += 1) {
+    const t = performance.now();
+    const result = await store.list({ namespace: 'ns-5' }, { limit: 100, cursor });
+    pageTimes.push(performance.now() - t);
+    cursor = result.next;
+  }
+  console.log(`  ${'namespace, pages 1-50 through the cursor'.padEnd(50)} ${percentile(pageTimes, 50).toFixed(1).padStart(8)} ${percentile(pageTimes, 95).toFixed(1).padStart(8)} ${Math.max(...pageTimes).toFixed(1).padStart(8)}`);
+  worst = Math.max(worst, percentile(pageTimes, 95));
+
+  let t = performance.now();
+  const summary = await store.summary({ sinceMs: since24h, untilMs: NOW }, 10);
+  console.log(`\nSummary over the last 24 h (${summary.total.toLocaleString('en')} decisions): ${(performance.now() - t).toFixed(0)} ms`);
+  t = performance.now();
+  const weekly = await store.summary({ sinceMs: NOW - 7 * DAY, untilMs: NOW }, 10);
+  console.log(`Summary over the last 7 days (${weekly.total.toLocaleString('en')} decisions): ${(performance.now() - t).toFixed(0)} ms`);
+
+  // Retention: prune the oldest 1 % by count.
+  t = performance.now();
+  const pruned = await store.prune({ olderThanMs: 0, maxRecords: ROWS - Math.floor(ROWS / 100) });
+  const pruneMs = performance.now() - t;
+  console.log(`Retention by count: ${pruned.deleted.toLocaleString('en')} decisions pruned in ${pruneMs.toFixed(0)} ms (${(pruned.deleted / (pruneMs / 1000)).toFixed(0)} decisions/s, in chunks)`);
+
+  console.log(`\nWorst p95 of the filtered queries: ${worst.toFixed(1)} ms — ${worst < 200 ? 'within' : 'ABOVE'} the 200 ms target (full scan baseline ${scanMs.toFixed(0)} ms).`);
+  await opened.close();
+  if (process.env.AUDIT_BENCH_KEEP !== '1') dir.remove();
+}
+
+await main();
