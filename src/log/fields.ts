@@ -26,4 +26,6 @@ export const F = {
   reason: 'reason',
   count: 'count',
   path: 'path',
+  project: 'project',
+  role: 'role',
 } as const;

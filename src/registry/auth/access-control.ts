@@ -22,6 +22,7 @@ import { loadOrCreateSigningKey } from './token-key.js';
 import { tokenRoutes } from './token-routes.js';
 import { TokenService } from './token-service.js';
 import { UserStore } from './users.js';
+import { F } from '../../log/fields.js';
 
 export interface AccessControlOptions {
   config: Config['registry'];
@@ -102,6 +103,7 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
     clock,
     challengeScheme: options.challengeScheme ?? 'bearer',
     realm: () => `${externalUrl}/service/token`,
+    logger: options.logger,
   });
   const api = { controller, projects };
 
@@ -147,7 +149,7 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
       const configured = options.config.adminPassword;
       const password = configured ?? randomSecret(24);
       await users.create({ username: 'admin', password, sysadmin: true, realname: 'system admin', comment: 'created on first start' });
-      options.logger.info({ user: 'admin', generated: configured === undefined }, 'registry admin created');
+      options.logger.info({ [F.user]: 'admin', generated: configured === undefined }, 'registry admin created');
       return configured === undefined ? { adminPassword: password } : {};
     },
     async issueRobotCredential(project, actions, ttlSeconds) {

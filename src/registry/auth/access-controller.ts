@@ -2,6 +2,8 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { AccessController, AccessDecision, Principal, RepositoryAction } from '../access.js';
 import { PortcullisError } from '../../errors.js';
+import { F } from '../../log/fields.js';
+import type { Logger } from '../../log/logger.js';
 import type { Clock } from './clock.js';
 import type { BruteForceGuard } from './brute-force.js';
 import { parseAuthorization } from './credentials.js';
@@ -30,6 +32,7 @@ export interface AccessControllerDeps {
   challengeScheme: 'bearer' | 'basic';
   /** The token endpoint URL (`<externalUrl>/service/token`), read at each challenge. */
   realm: () => string;
+  logger: Logger;
 }
 
 /** Who the caller is, in words, for denial messages and logs. */
@@ -96,7 +99,8 @@ export class RegistryAccessController implements AccessController {
         }
       }
     }
-    await this.deps.guard.fail(username, ip);
+    const delayMs = await this.deps.guard.fail(username, ip);
+    this.deps.logger.info({ [F.user]: username, [F.address]: ip, [F.durationMs]: delayMs }, 'login failed');
     throw new PortcullisError('UNAUTHORIZED', 'wrong user name or password (or the robot account is disabled or expired)');
   }
 

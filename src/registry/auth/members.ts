@@ -1,6 +1,6 @@
 import { PortcullisError } from '../../errors.js';
 import type { Clock } from './clock.js';
-import { roleName, type RoleId, type RoleName } from './roles.js';
+import { isRoleId, roleName, type RoleId, type RoleName } from './roles.js';
 import type { AuthDb } from './tables.js';
 
 export interface Member {
@@ -97,8 +97,9 @@ export class MemberStore {
   }
 
   private toMember(row: { id: number; project_id: number; user_id: number; role_id: number; username: string }): Member[] {
-    const name = roleName(row.role_id);
-    if (!name) return [];
-    return [{ id: row.id, projectId: row.project_id, userId: row.user_id, username: row.username, roleId: row.role_id as RoleId, roleName: name }];
+    const roleId = row.role_id;
+    const name = roleName(roleId);
+    if (!name || !isRoleId(roleId)) return [];
+    return [{ id: row.id, projectId: row.project_id, userId: row.user_id, username: row.username, roleId, roleName: name }];
   }
 }

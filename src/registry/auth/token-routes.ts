@@ -10,6 +10,7 @@ import type { RobotStore } from './robots.js';
 import { formatScope, parseScopes, requestedRepositoryActions, type AccessEntry } from './scope.js';
 import { TOKEN_SERVICE, type TokenService } from './token-service.js';
 import type { UserStore } from './users.js';
+import { F } from '../../log/fields.js';
 
 export interface TokenRoutesDeps {
   controller: RegistryAccessController;
@@ -79,7 +80,7 @@ function sendAuthError(reply: FastifyReply, error: FastifyError | Error): Fastif
 export function tokenRoutes(deps: TokenRoutesDeps): FastifyPluginAsync {
   return async (app) => {
     app.setErrorHandler((error: FastifyError, request, reply) => {
-      if (classifyError(error).status >= 500) request.log.error({ err: error }, 'token request failed');
+      if (classifyError(error).status >= 500) request.log.error({ [F.err]: error }, 'token request failed');
       return sendAuthError(reply, error);
     });
     app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_request, body, done) => {
@@ -98,7 +99,7 @@ export function tokenRoutes(deps: TokenRoutesDeps): FastifyPluginAsync {
       const access = await grantedAccess(deps, principal, scopeValues(request.query.scope));
       const subject = principal.kind === 'anonymous' ? '' : principal.name;
       const issued = await deps.tokens().issue(subject, access);
-      request.log.debug({ user: subject, count: access.length }, 'token issued');
+      request.log.debug({ [F.user]: subject, [F.count]: access.length }, 'token issued');
       const body: Record<string, unknown> = { token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt };
       const hash = await credentialHash(deps, principal);
       if (request.query.offline_token === 'true' && hash) body.refresh_token = await deps.tokens().issueRefresh(subject, fingerprint(hash));

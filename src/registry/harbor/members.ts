@@ -5,6 +5,7 @@ import { PAGE_QUERY, apiPrincipal, created, pageOf, requirePermission, resolvePr
 import type { Member, MemberStore } from '../auth/members.js';
 import { isRoleId } from '../auth/roles.js';
 import type { UserStore } from '../auth/users.js';
+import { F } from '../../log/fields.js';
 
 /** Harbor's `ProjectMember` request (user members only; groups need LDAP/OIDC, which Portcullis has not). */
 interface ProjectMemberReq {
@@ -102,7 +103,7 @@ export function memberRoutes(deps: MemberRoutesDeps): FastifyPluginAsync {
         const user = ref.user_id !== undefined && ref.user_id !== null ? await deps.users.findById(ref.user_id) : await deps.users.findByName(ref.username ?? '');
         if (!user) throw new PortcullisError('NOT_FOUND', `body/member_user: user ${JSON.stringify(ref.user_id ?? ref.username)} does not exist`);
         const id = await deps.members.add(project.id, user.id, body.role_id);
-        request.log.info({ project: project.name, user: user.username, role: body.role_id }, 'project member added');
+        request.log.info({ [F.project]: project.name, [F.user]: user.username, [F.role]: body.role_id }, 'project member added');
         return created(reply, `/api/v2.0/projects/${project.id}/members/${id}`);
       },
     );

@@ -17,6 +17,7 @@ import { ROLES } from '../auth/roles.js';
 import type { MemberStore } from '../auth/members.js';
 import type { UserStore } from '../auth/users.js';
 import { projectReqSchema, type ProjectReq } from './projects-schema.js';
+import { F } from '../../log/fields.js';
 
 /** How many repositories a project holds; the registry core answers (0 when not wired). */
 export interface RepositoryCounter {
@@ -136,7 +137,7 @@ export function projectRoutes(deps: ProjectRoutesDeps): FastifyPluginAsync {
       });
       // The creator administers the project, as in Harbor.
       await deps.members.add(project.id, principal.id, ROLES.projectAdmin);
-      request.log.info({ project: project.name, user: principal.name }, 'project created');
+      request.log.info({ [F.project]: project.name, [F.user]: principal.name }, 'project created');
       return created(reply, `/api/v2.0/projects/${project.id}`);
     });
 
@@ -175,7 +176,7 @@ export function projectRoutes(deps: ProjectRoutesDeps): FastifyPluginAsync {
         throw new PortcullisError('CONFLICT', `project ${JSON.stringify(project.name)} still holds ${repositories} repositories; delete them first`, { status: 412 });
       }
       await deps.projects.delete(project.id);
-      request.log.info({ project: project.name }, 'project deleted');
+      request.log.info({ [F.project]: project.name }, 'project deleted');
       return reply.status(200).send();
     });
   };

@@ -5,6 +5,7 @@ import { PortcullisError } from '../../errors.js';
 import { PAGE_QUERY, apiPrincipal, pageOf, refuse, requirePermission, setPagination, type IdentityApiContext } from '../auth/api-support.js';
 import { checkRobotSecret, type Robot, type RobotStore } from '../auth/robots.js';
 import { REPOSITORY_ACTIONS, isRepositoryAction } from '../auth/scope.js';
+import { F } from '../../log/fields.js';
 
 /** Harbor's `RobotPermission` / `Access`. */
 interface RobotPermissionReq {
@@ -184,7 +185,7 @@ export function robotRoutes(deps: RobotRoutesDeps): FastifyPluginAsync {
         creatorRef: principal.kind === 'anonymous' ? 0 : principal.id,
         ...(body.secret === undefined ? {} : { secret: body.secret }),
       });
-      request.log.info({ project: project.name, name: robot.fullName }, 'robot created');
+      request.log.info({ [F.project]: project.name, [F.name]: robot.fullName }, 'robot created');
       return reply
         .status(201)
         .header('location', `/api/v2.0/robots/${robot.id}`)
@@ -233,7 +234,7 @@ export function robotRoutes(deps: RobotRoutesDeps): FastifyPluginAsync {
         await requirePermission(deps, principal, project, 'robot:update');
         if (request.body.secret !== undefined) checkRobotSecret(request.body.secret, 'body/secret');
         const secret = await deps.robots.refreshSecret(robot.id, request.body.secret);
-        request.log.info({ name: robot.fullName }, 'robot secret refreshed');
+        request.log.info({ [F.name]: robot.fullName }, 'robot secret refreshed');
         return { secret };
       },
     );
@@ -243,7 +244,7 @@ export function robotRoutes(deps: RobotRoutesDeps): FastifyPluginAsync {
       const { robot, project } = await loadRobot(request.params.robot_id);
       await requirePermission(deps, principal, project, 'robot:delete');
       await deps.robots.delete(robot.id);
-      request.log.info({ name: robot.fullName }, 'robot deleted');
+      request.log.info({ [F.name]: robot.fullName }, 'robot deleted');
       return reply.status(200).send();
     });
   };

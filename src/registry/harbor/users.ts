@@ -4,6 +4,7 @@ import { PortcullisError } from '../../errors.js';
 import { PAGE_QUERY, apiPrincipal, created, pageOf, refuse, requireSysadmin, setPagination, type IdentityApiContext } from '../auth/api-support.js';
 import { verifyPassword } from '../auth/password.js';
 import type { UserRow, UserStore } from '../auth/users.js';
+import { F } from '../../log/fields.js';
 
 interface UserCreationReq {
   username: string;
@@ -101,7 +102,7 @@ export function userRoutes(deps: UserRoutesDeps): FastifyPluginAsync {
         ...(request.body.realname === undefined ? {} : { realname: request.body.realname }),
         ...(request.body.comment === undefined ? {} : { comment: request.body.comment }),
       });
-      request.log.info({ user: user.username }, 'user created');
+      request.log.info({ [F.user]: user.username }, 'user created');
       return created(reply, `/api/v2.0/users/${user.id}`);
     });
 
