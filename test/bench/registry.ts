@@ -4,8 +4,8 @@
  * temporary directory, measured in the same run:
  *
  * - push and pull of a 100 MB single-layer image with skopeo;
- * - manifest GET and HEAD: requests/s and p99 at 10 and 50 connections (autocannon for GET, an
- *   undici closed loop for HEAD, see headLoad);
+ * - manifest GET and HEAD: requests/s and p99 at 10 and 50 connections (autocannon for GET, a
+ *   minimal keep-alive client for HEAD, see headLoad);
  * - one-stream blob GET throughput (MB/s);
  * - the registry process's RSS while a 1 GiB blob is pushed (both run as child processes).
  *
@@ -19,7 +19,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { Pool, fetch } from 'undici';
+import { connect as tlsConnect } from 'node:tls';
+import { fetch } from 'undici';
 import { buildLargeOciLayout, type Layout } from '../helpers/oci-layout.js';
 import { repoRoot } from '../helpers/cli.js';
 import { skopeoOk } from '../helpers/skopeo.js';
@@ -199,33 +200,52 @@ async function manifestLoad(autocannon: Autocannon, target: Target, method: 'GET
 }
 
 /**
- * HEAD load: autocannon and wrk both wait for a body after a HEAD answer that carries
- * Content-Length (as the spec requires), so HEAD is measured with undici (which handles HEAD) in a
- * closed loop: `connections` workers, each sending its next request when the last one answered.
+ * HEAD load. autocannon and wrk both wait for a body after a HEAD answer that carries
+ * Content-Length (as the spec requires), and undici's HEAD path is slow enough to be the bottleneck,
+ * so HEAD is measured with a minimal keep-alive HTTP/1.1 client over TLS: `connections` sockets, each
+ * sending its next request when the previous answer's headers arrived (a HEAD answer has no body).
  */
 async function headLoad(target: Target, connections: number, duration: number): Promise<Measured> {
-  const pool = new Pool(`https://${target.host}`, { connections, pipelining: 1, connect: { ca: tls.ca.cert } });
+  const [host, port] = target.host.split(':') as [string, string];
+  const request = Buffer.from(`HEAD /v2/${target.repository}/manifests/1 HTTP/1.1\r\nHost: ${target.host}\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\n\r\n`);
   const latencies: number[] = [];
-  let errors = 0;
   let non2xx = 0;
+  let errors = 0;
   const deadline = performance.now() + duration * 1000;
-  const worker = async () => {
-    while (performance.now() < deadline) {
-      const started = performance.now();
-      try {
-        const response = await pool.request({ method: 'HEAD', path: `/v2/${target.repository}/manifests/1`, headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
-        await response.body.dump();
-        if (response.statusCode !== 200) non2xx += 1;
-        latencies.push(performance.now() - started);
-      } catch {
+  const worker = () =>
+    new Promise<void>((resolve) => {
+      const socket = tlsConnect({ host, port: Number(port), ca: tls.ca.cert });
+      let buffered = '';
+      let sentAt = 0;
+      const send = () => {
+        if (performance.now() >= deadline) {
+          socket.end();
+          return;
+        }
+        sentAt = performance.now();
+        socket.write(request);
+      };
+      socket.on('secureConnect', send);
+      socket.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('latin1');
+        let end = buffered.indexOf('\r\n\r\n');
+        while (end >= 0) {
+          if (!buffered.startsWith('HTTP/1.1 200')) non2xx += 1;
+          latencies.push(performance.now() - sentAt);
+          buffered = buffered.slice(end + 4);
+          end = buffered.indexOf('\r\n\r\n');
+          send();
+        }
+      });
+      socket.on('error', () => {
         errors += 1;
-      }
-    }
-  };
+        resolve();
+      });
+      socket.on('close', () => resolve());
+    });
   const began = performance.now();
   await Promise.all(Array.from({ length: connections }, worker));
   const elapsed = (performance.now() - began) / 1000;
-  await pool.close();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
   if (non2xx > 0 || errors > 0) throw new Error(`${target.name} manifest HEAD: ${non2xx} non-2xx, ${errors} errors`);

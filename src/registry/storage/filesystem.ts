@@ -10,6 +10,8 @@ const NAME = 'filesystem';
 const READ_CHUNK = 1024 * 1024;
 /** Bytes gathered before one writev on append. */
 const WRITE_BATCH = 1024 * 1024;
+/** Bytes written after which a background fdatasync starts during a long append. */
+const BACKGROUND_SYNC = 32 * 1024 * 1024;
 
 function errno(error: unknown): string | undefined {
   return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
@@ -72,12 +74,27 @@ export class FilesystemDriver implements StorageDriver {
         let batch: Buffer[] = [];
         let batchBytes = 0;
         let writing: Promise<void> = Promise.resolve();
+        let unsynced = 0;
+        let syncing: Promise<void> | undefined;
         const flush = async () => {
           const buffers = batch;
+          const bytes = batchBytes;
           batch = [];
           batchBytes = 0;
           await writing;
-          writing = writeAll(handle, buffers);
+          writing = writeAll(handle, buffers).then(() => {
+            unsynced += bytes;
+            // Flush to disk in the background while the rest streams in, so that the final
+            // fsync of a large blob has little left to do.
+            if (unsynced >= BACKGROUND_SYNC && syncing === undefined) {
+              unsynced = 0;
+              syncing = handle.datasync().finally(() => {
+                syncing = undefined;
+              });
+              // A failed background sync is not lost: the final fsync below reports it.
+              syncing.catch(() => undefined);
+            }
+          });
           // Observed here so that a failed write is not an unhandled rejection while the next
           // batch is still arriving; it is rethrown by the next `await writing`.
           writing.catch(() => undefined);
@@ -94,8 +111,10 @@ export class FilesystemDriver implements StorageDriver {
           // closed under a write in flight. A write error is rethrown below when the source was fine.
           if (batchBytes > 0) await flush().catch(() => undefined);
           await writing.catch(() => undefined);
+          await syncing?.catch(() => undefined);
         }
         await writing;
+        await syncing;
         await handle.sync();
         return (await handle.stat()).size;
       } finally {
