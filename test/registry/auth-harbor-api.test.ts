@@ -293,6 +293,13 @@ describe('users', () => {
     expect(short.json).toEqual({ errors: [{ code: 'BAD_REQUEST', message: 'REQUEST_MALFORMED: password: must be 8 to 1024 characters, got 5' }] });
   });
 
+  it('can be searched by name by any user', async () => {
+    const found = await fixture.request('GET', '/api/v2.0/users/search?username=ali', { user: bob });
+    expectSwagger('UserSearchRespItem', found.json, true);
+    expect(found.json).toEqual([{ user_id: expect.any(Number), username: 'alice' }]);
+    expect((await fixture.request('GET', '/api/v2.0/users/search?username=ali')).status).toBe(401);
+  });
+
   it('see themselves, and an admin can make one an auditor', async () => {
     const me = await fixture.request('GET', '/api/v2.0/users/current', { user: bob });
     expectSwagger('UserResp', me.json);

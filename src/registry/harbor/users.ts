@@ -81,6 +81,20 @@ export function userRoutes(deps: UserRoutesDeps): FastifyPluginAsync {
       return userBody(await load(principal.id));
     });
 
+    // Any user may look others up by name, to add them as project members (as in Harbor).
+    app.get<{ Querystring: { page?: number; page_size?: number; username: string } }>(
+      '/users/search',
+      { schema: { querystring: { type: 'object', required: ['username'], properties: { ...PAGE_QUERY, username: { type: 'string', minLength: 1, maxLength: 255 } } } } },
+      async (request, reply) => {
+        const principal = await apiPrincipal(deps, request);
+        if (principal.kind !== 'user') throw refuse(principal, 'searching users');
+        const page = pageOf(request.query);
+        const { items, total } = await deps.users.list({ offset: page.offset, limit: page.pageSize, username: request.query.username });
+        setPagination(request, reply, page, total);
+        return items.map((user) => ({ user_id: user.id, username: user.username }));
+      },
+    );
+
     app.get<{ Querystring: { page?: number; page_size?: number; username?: string } }>(
       '/users',
       { schema: { querystring: { type: 'object', properties: { ...PAGE_QUERY, username: { type: 'string' }, q: { type: 'string' }, sort: { type: 'string' } } } } },
