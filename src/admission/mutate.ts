@@ -3,6 +3,7 @@ import { F } from '../log/fields.js';
 import { planPullSecrets, shouldPinDigest } from '../policy/evaluate.js';
 import type { PolicyResult, PullSecretPlan, ReviewedImage } from '../policy/types.js';
 import { RequestLookups, raceDeadline } from '../verdicts/cache.js';
+import type { Deadline } from './deadline.js';
 import { childPointer, describePatch, type PatchOperation } from './json-patch.js';
 import { pullSecretNames } from './pod-spec.js';
 import type { AdmissionReviewRequest } from './review.js';
@@ -19,14 +20,14 @@ export const ORIGINAL_IMAGES_ANNOTATION = 'portcullis.io/original-images';
  * (a Secret that could not be copied, a digest that could not be resolved) become warnings,
  * because the validating webhook is where enforcement happens.
  */
-export async function mutateReview(deps: PipelineDeps, review: AdmissionReviewRequest, signal: AbortSignal): Promise<Outcome> {
+export async function mutateReview(deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline): Promise<Outcome> {
   const selection = selectSubject(review, deps.excluded);
   if ('skip' in selection) return skippedOutcome(selection.skip);
   const { subject } = selection;
   const set = deps.policies.current();
   if (!set) return { ...skippedOutcome('no valid policy set is loaded'), subject };
   const { images } = reviewImages(subject.containers);
-  const context = admissionContext(subject, await namespaceLabels(deps, subject.namespace, signal));
+  const context = admissionContext(subject, await namespaceLabels(deps, subject.namespace, deadline));
   const warnings: string[] = [];
   const results: PolicyResult[] = [];
   const operations: PatchOperation[] = [];
@@ -36,12 +37,12 @@ export async function mutateReview(deps: PipelineDeps, review: AdmissionReviewRe
   for (const plan of plans) {
     results.push({ policy: plan.policy, rule: 'pullSecret', status: 'pass', action: 'audit', message: `imagePullSecrets ${plan.secretName} for ${plan.registries.join(', ')}` });
   }
-  if (!subject.dryRun) warnings.push(...(await ensureSecrets(deps, subject, plans, signal)));
+  if (!subject.dryRun) warnings.push(...(await ensureSecrets(deps, subject, plans, deadline)));
 
   if (subject.kind === 'Pod') {
     const pinning = images.filter((image) => shouldPinDigest(set, context, image));
     if (pinning.length > 0) {
-      const pinned = await pinDigests(deps, subject, pinning, signal);
+      const pinned = await pinDigests(deps, subject, pinning, deadline);
       operations.push(...pinned.operations);
       warnings.push(...pinned.warnings);
     }
@@ -69,7 +70,7 @@ export function pullSecretOperations(subject: Subject, plans: readonly PullSecre
   return missing.map((name) => ({ op: 'add', path: `${listPointer}/-`, value: { name } }));
 }
 
-async function ensureSecrets(deps: PipelineDeps, subject: Subject, plans: readonly PullSecretPlan[], signal: AbortSignal): Promise<string[]> {
+async function ensureSecrets(deps: PipelineDeps, subject: Subject, plans: readonly PullSecretPlan[], deadline: Deadline): Promise<string[]> {
   const kube = deps.kube;
   const copies = plans.filter((plan) => plan.source !== undefined);
   if (copies.length === 0) return [];
@@ -81,7 +82,7 @@ async function ensureSecrets(deps: PipelineDeps, subject: Subject, plans: readon
     copies.map(async (plan) => {
       const source = plan.source as { namespace: string; name: string };
       try {
-        const result = await raceDeadline(kube.ensureSecret(subject.namespace, plan.secretName, source), signal);
+        const result = await raceDeadline(kube.ensureSecret(subject.namespace, plan.secretName, source), deadline.signal);
         if (result === 'copied') deps.logger.info({ [F.namespace]: subject.namespace, [F.name]: plan.secretName, [F.policy]: plan.policy }, 'pull secret copied');
         return undefined;
       } catch (error) {
@@ -105,10 +106,10 @@ async function pinDigests(
   deps: PipelineDeps,
   subject: Subject,
   images: readonly ReviewedImage[],
-  signal: AbortSignal,
+  deadline: Deadline,
 ): Promise<{ operations: PatchOperation[]; warnings: string[] }> {
   if (!deps.verdicts) return { operations: [], warnings: ['digest pinning skipped: no verdict source is configured'] };
-  const lookups = new RequestLookups(deps.verdicts, { signal, triggerScan: false });
+  const lookups = new RequestLookups(deps.verdicts, { signal: deadline.signal, triggerScan: false });
   const operations: PatchOperation[] = [];
   const warnings: string[] = [];
   const originals: Record<string, string> = {};

@@ -10,6 +10,7 @@ import type { PolicyResult } from '../policy/types.js';
 import { VerdictCache } from '../verdicts/cache.js';
 import { StaticVerdictSource } from '../verdicts/static-source.js';
 import { parseTrivyReportText, trivyVerdict } from '../verdicts/trivy-report.js';
+import { noDeadline } from './deadline.js';
 import type { AdmissionReviewRequest } from './review.js';
 import { namespaceExcluder } from './subject.js';
 import { validateReview } from './validate.js';
@@ -172,7 +173,7 @@ export async function reviewResources(resources: readonly ManifestResource[], op
   };
   const decisions: OfflineDecision[] = [];
   for (const [index, resource] of resources.entries()) {
-    const outcome = await validateReview(deps, reviewFor(resource, `review-${index + 1}`), new AbortController().signal);
+    const outcome = await validateReview(deps, reviewFor(resource, `review-${index + 1}`), noDeadline());
     const decision: OfflineDecision = {
       resource,
       decision: outcome.skipped !== undefined ? 'skip' : outcome.answer.allowed ? 'allow' : 'deny',

@@ -2,8 +2,9 @@ import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { PortcullisError, describeError } from '../errors.js';
 import { F } from '../log/fields.js';
+import { RequestDeadline, type Deadline } from './deadline.js';
 import type { DecisionRecord, DecisionSink } from './decision.js';
-import { countResults, type AdmissionMetrics } from './metrics.js';
+import { AdmissionRecorder, type AdmissionMetrics } from './metrics.js';
 import { mutateReview } from './mutate.js';
 import { decodeAdmissionReview, encodeAdmissionResponse, type AdmissionReviewRequest } from './review.js';
 import { validateReview, type Outcome, type PipelineDeps } from './validate.js';
@@ -20,7 +21,7 @@ export interface RoutesDeps {
 
 type Webhook = 'validate' | 'mutate';
 
-const PIPELINES: Record<Webhook, (deps: PipelineDeps, review: AdmissionReviewRequest, signal: AbortSignal) => Promise<Outcome>> = {
+const PIPELINES: Record<Webhook, (deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline) => Promise<Outcome>> = {
   validate: validateReview,
   mutate: mutateReview,
 };
@@ -37,6 +38,7 @@ export function deadlineMs(timeoutSeconds: number, marginMs: number): number {
  * otherwise); the body limit is the server's (413).
  */
 export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
+  const recorder = new AdmissionRecorder(deps.metrics);
   return async (app: FastifyInstance) => {
     // kube-apiserver always sends JSON; anything else (text/plain included) is refused with 415.
     app.removeContentTypeParser('text/plain');
@@ -54,14 +56,13 @@ export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
         try {
           review = decodeAdmissionReview(request.body);
         } catch (error) {
-          deps.metrics.requests.inc({ webhook, decision: 'invalid' });
+          recorder.request(webhook, 'invalid');
           throw error;
         }
-        const controller = new AbortController();
-        const timer = setTimeout(() => controller.abort(), budget);
+        const deadline = new RequestDeadline(budget);
         let outcome: Outcome;
         try {
-          outcome = await PIPELINES[webhook](deps.pipeline, review, controller.signal);
+          outcome = await PIPELINES[webhook](deps.pipeline, review, deadline);
         } catch (error) {
           // A bug must still produce an answer: validate fails closed, mutate changes nothing.
           request.log.error({ [F.uid]: review.request.uid, [F.webhook]: webhook, [F.err]: error }, 'admission pipeline failed');
@@ -73,16 +74,15 @@ export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
             patch: [],
           };
         } finally {
-          clearTimeout(timer);
+          deadline.dispose();
         }
         const body = encodeAdmissionResponse(review, outcome.answer);
         const decision = outcome.answer.allowed ? 'allow' : 'deny';
         const seconds = (performance.now() - started) / 1000;
-        deps.metrics.requests.inc({ webhook, decision });
-        deps.metrics.duration.observe({ webhook, decision }, seconds);
-        countResults(deps.metrics, outcome.results);
+        recorder.request(webhook, decision, seconds);
+        recorder.results(outcome.results);
         if (outcome.subject) {
-          request.log.info(
+          if (deps.pipeline.logger.isLevelEnabled('info')) request.log.info(
             {
               [F.uid]: review.request.uid,
               [F.webhook]: webhook,

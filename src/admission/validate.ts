@@ -5,6 +5,7 @@ import type { PolicySet } from '../policy/compile.js';
 import { evaluate, needsVerdict } from '../policy/evaluate.js';
 import type { AdmissionContext, Evaluation, PolicyResult, ReviewedImage } from '../policy/types.js';
 import { RequestLookups, raceDeadline, type VerdictCache } from '../verdicts/cache.js';
+import type { Deadline } from './deadline.js';
 import type { EvaluationMemo } from './evaluation-memo.js';
 import type { AdmissionKube } from './kube-port.js';
 import type { Answer, AdmissionReviewRequest } from './review.js';
@@ -51,10 +52,10 @@ export function modeOf(allowed: boolean, results: readonly PolicyResult[]): Outc
 }
 
 /** Namespace labels for matching, bounded by the deadline; unknown labels are logged and treated as none. */
-export async function namespaceLabels(deps: PipelineDeps, namespace: string, signal: AbortSignal): Promise<Record<string, string>> {
+export async function namespaceLabels(deps: PipelineDeps, namespace: string, deadline: Deadline): Promise<Record<string, string>> {
   if (!deps.kube || namespace === '') return {};
   try {
-    return await raceDeadline(deps.kube.namespaceLabels(namespace), signal);
+    return await raceDeadline(deps.kube.namespaceLabels(namespace), deadline.signal);
   } catch (error) {
     deps.logger.warn({ [F.namespace]: namespace, [F.err]: describeError(error) }, 'namespace labels unavailable; matching without them');
     return {};
@@ -63,14 +64,14 @@ export async function namespaceLabels(deps: PipelineDeps, namespace: string, sig
 
 /**
  * Looks up a verdict for every image some policy needs one for, in parallel, each distinct image
- * once, all bounded by `signal`. Fills `digest` and `verdict` in place.
+ * once, all bounded by the deadline. Fills `digest` and `verdict` in place.
  */
 export async function attachVerdicts(
   deps: PipelineDeps,
   set: PolicySet,
   context: AdmissionContext,
   images: ReviewedImage[],
-  options: { signal: AbortSignal; triggerScan: boolean },
+  options: { deadline: Deadline; triggerScan: boolean },
 ): Promise<void> {
   const misses: ReviewedImage[] = [];
   for (const image of images) {
@@ -90,7 +91,7 @@ export async function attachVerdicts(
     image.verdict = known.verdict;
   }
   if (misses.length === 0 || !deps.verdicts) return;
-  const lookups = new RequestLookups(deps.verdicts, options);
+  const lookups = new RequestLookups(deps.verdicts, { signal: options.deadline.signal, triggerScan: options.triggerScan });
   await Promise.all(
     misses.map(async (image) => {
       const found = await lookups.lookup(image.reference);
@@ -117,7 +118,7 @@ const NO_POLICIES = `[${BUILTIN_POLICY}/policies] no valid policy set is loaded;
  * The validating pipeline: filter → extract → verdicts (under the deadline) → evaluate → answer.
  * Never throws for a well-formed review; an engine failure denies (the webhook fails closed).
  */
-export async function validateReview(deps: PipelineDeps, review: AdmissionReviewRequest, signal: AbortSignal): Promise<Outcome> {
+export async function validateReview(deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline): Promise<Outcome> {
   const selection = selectSubject(review, deps.excluded);
   if ('skip' in selection) return skippedOutcome(selection.skip);
   const { subject } = selection;
@@ -126,7 +127,7 @@ export async function validateReview(deps: PipelineDeps, review: AdmissionReview
     return { answer: { allowed: false, message: NO_POLICIES }, subject, images: [], results: [], mode: 'deny', patch: [] };
   }
   const { images, invalid } = reviewImages(subject.containers);
-  const context = admissionContext(subject, await namespaceLabels(deps, subject.namespace, signal));
+  const context = admissionContext(subject, await namespaceLabels(deps, subject.namespace, deadline));
   const now = deps.now();
   let evaluation: Evaluation | undefined;
   // Warm path: the same inputs with the same cached verdicts were evaluated a moment ago.
@@ -142,7 +143,7 @@ export async function validateReview(deps: PipelineDeps, review: AdmissionReview
     }
   }
   if (!evaluation) {
-    await attachVerdicts(deps, set, context, images, { signal, triggerScan: !subject.dryRun });
+    await attachVerdicts(deps, set, context, images, { deadline, triggerScan: !subject.dryRun });
     try {
       evaluation = evaluate(set, context, images, now);
     } catch (error) {
