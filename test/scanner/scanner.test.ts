@@ -128,7 +128,9 @@ describe('the scanner with the Trivy stand-in against a registry with basic auth
   });
 
   it('kills the whole Trivy process tree when a scan outlives its timeout, and fails the job', async () => {
-    const scanner = await harness({ config: { timeoutSeconds: 1 } });
+    // Killed 1 s + 3 s of grace after the start: time enough, even on a loaded machine, for the
+    // stand-in to pull the image and reach its hang (which ignores Trivy's own --timeout).
+    const scanner = await harness({ config: { timeoutSeconds: 1 }, killGraceMs: 3000 });
     await scanner.scanPort.requestScan({ repository: 'team/hang', digest: images.hang!.digest, mediaType: MANIFEST });
     const job = await scanner.scanner.store.latestJob(images.hang!.digest);
     const settled = await scanner.scanner.queue.settled(job!.id);
