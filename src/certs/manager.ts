@@ -9,7 +9,7 @@ import type { KubeClient } from '../kube/client.js';
 import { findStaleCaBundles, injectCaBundle } from './ca-bundle.js';
 import { createFileStore } from './file-store.js';
 import { serviceDnsNames } from './issue.js';
-import { remainingFraction } from './inspect.js';
+import { parseCertificates, remainingFraction } from './inspect.js';
 import { checkMaterial, wrongNamesError, type CheckedMaterial, type RequiredNames } from './material.js';
 import { applyStep, planRotation, type RotationPolicy, type RotationStep } from './rotation.js';
 import { createSecretStore } from './secret-store.js';
@@ -79,6 +79,10 @@ export interface CertificateManager {
 }
 
 const MAX_STEPS_PER_CHECK = 4;
+
+function asPortcullisError(error: unknown): PortcullisError {
+  return isPortcullisError(error) ? error : new PortcullisError('INTERNAL', `certificate check failed: ${describeError(error)}`, { cause: error });
+}
 const MAX_CONFLICT_RETRIES = 5;
 
 function gauge(registry: Registry | undefined): Gauge<'kind'> | undefined {
@@ -250,11 +254,21 @@ export function createCertificateManager(deps: CertificateManagerDeps): Certific
       }
     }
     if (!current) throw new PortcullisError('CERT_INVALID', `${store.description}: no certificates found (bring-your-own mode expects ${Object.values(store.sources).join(', ')})`);
-    // Trust first, then use: the caBundle is published before a certificate it must verify is served.
-    await syncCaBundle(current.checked.material.caBundle);
-    reloaded = serve(current.checked);
+    // Trust first, then use: the caBundle is published before a certificate it must verify is
+    // served. When publishing fails (RBAC, API down), a certificate whose CA clients already trust
+    // is still served; one signed by a CA not yet published waits for the next check.
+    let publishError: unknown;
+    try {
+      await syncCaBundle(current.checked.material.caBundle);
+    } catch (error) {
+      publishError = error;
+    }
+    const issuer = current.checked.servingIssuer.fingerprint256;
+    const trusted = !served || parseCertificates(served.caBundle, 'served caBundle').some((ca) => ca.fingerprint256 === issuer);
+    if (publishError === undefined || trusted) reloaded = serve(current.checked);
     lastGood = current.stored;
     warnIfNear(current.checked, now());
+    if (publishError !== undefined) return { steps, reloaded, error: asPortcullisError(publishError) };
     return { steps, reloaded };
   }
 
@@ -274,11 +288,11 @@ export function createCertificateManager(deps: CertificateManagerDeps): Certific
           const outcome = await reconcile();
           steps.push(...outcome.steps);
           reloaded ||= outcome.reloaded;
-          error = undefined;
+          error = outcome.error;
         } catch (thrown) {
-          error = isPortcullisError(thrown) ? thrown : new PortcullisError('INTERNAL', `certificate check failed: ${describeError(thrown)}`, { cause: thrown });
-          log.warn({ [F.err]: error, store: store.description, serving: served ? 'last good certificate' : 'none' }, 'certificate check failed; keeping the certificate in use');
+          error = asPortcullisError(thrown);
         }
+        if (error) log.warn({ [F.err]: error, store: store.description, serving: served ? 'last good certificate' : 'none' }, 'certificate check failed; keeping the certificate in use');
       } while (again && !closed);
       return { steps, reloaded, ...(error ? { error } : {}) };
     })();

@@ -132,6 +132,26 @@ describe('managed certificates in a Secret', () => {
     expect(kube.writes({ resource: 'secrets', verb: 'update' })).toHaveLength(1);
   });
 
+  it('lets two replicas starting at once end up with one Secret and the same certificate', async () => {
+    const [first, second] = [manager(), manager()];
+    await Promise.all([first.start(), second.start()]);
+    expect(second.current().fingerprint).toBe(first.current().fingerprint);
+    // Both usually try to create it (one gets 409 AlreadyExists and adopts); nobody overwrites.
+    expect(kube.writes({ resource: 'secrets', verb: 'create' }).length).toBeGreaterThanOrEqual(1);
+    expect(kube.writes({ resource: 'secrets', verb: 'update' })).toEqual([]);
+    expect(secretData()['tls.crt']).toBe(first.current().tls.cert);
+  });
+
+  it('still starts when the webhook configurations may not be written (RBAC), and says why', async () => {
+    kube.failNext({ verb: 'get', resource: 'validatingwebhookconfigurations', status: 403, reason: 'Forbidden', message: 'cannot get resource' });
+    const certificates = manager();
+    await certificates.start();
+    expect(certificates.current().tls.cert).toBe(secretData()['tls.crt']);
+    // The next check publishes it.
+    expect((await certificates.check()).error).toBeUndefined();
+    expect(caBundles()).toEqual([certificates.current().caBundle, certificates.current().caBundle]);
+  });
+
   it('puts the caBundle back after someone overwrote it, and retries a webhook update that conflicts', async () => {
     const certificates = manager();
     await certificates.start();
