@@ -1,12 +1,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { startSuite, type Suite } from '../../src/main.js';
 import type { TrivyReport } from '../../src/verdicts/trivy-report.js';
-import { AdmissionChain, loadWebhookConfigurations, pointAt, type WebhookConfiguration } from '../helpers/admission-chain.js';
+import { AdmissionChain, asWebhookConfiguration, loadWebhookConfigurations, pointAt, type WebhookConfiguration } from '../helpers/admission-chain.js';
 import { repoRoot } from '../helpers/cli.js';
+import { main as cli } from '../../src/cli/main.js';
 import { harborReportFromTrivy, startHarborStandin, type HarborStandin } from '../helpers/harbor-standin.js';
 import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
 import { testTls } from '../helpers/tls.js';
@@ -50,7 +52,12 @@ interface World {
   configurations(): WebhookConfiguration[];
 }
 
-async function startWorld(): Promise<World> {
+/**
+ * Starts the world. With `fromCluster`, the chain reads the webhook configurations from the kube
+ * stand-in on every request, with the caBundle the certificate manager injected there (as
+ * kube-apiserver does); otherwise from webhooks/ with the suite's CA.
+ */
+async function startWorld(options: { fromCluster?: boolean; freshConnections?: boolean } = {}): Promise<World> {
   const data = tempDir('portcullis-e2e-');
   const harbor = await startHarborStandin({
     tls: tls.serving,
@@ -89,8 +96,10 @@ async function startWorld(): Promise<World> {
   const webhookUrl = suite.endpoints.webhook?.url;
   if (!webhookUrl) throw new Error('the webhook role did not start');
   const caPem = readFileSync(suite.caFile, 'utf8');
-  const configurations = () => pointAt(loadWebhookConfigurations(webhooksDir), { url: webhookUrl, caPem });
-  const chain = new AdmissionChain({ configurations, namespaces: { 'team-a': { team: 'a' } } });
+  const stored = () =>
+    [...kube.objects.list('validatingwebhookconfigurations'), ...kube.objects.list('mutatingwebhookconfigurations')].map((object, index) => asWebhookConfiguration(object, `cluster object ${index}`));
+  const configurations = () => (options.fromCluster ? pointAt(stored(), { url: webhookUrl }) : pointAt(loadWebhookConfigurations(webhooksDir), { url: webhookUrl, caPem }));
+  const chain = new AdmissionChain({ configurations, namespaces: { 'team-a': { team: 'a' } }, freshConnections: options.freshConnections ?? false });
   return { data, harbor, kube, suite, chain, configurations };
 }
 
@@ -176,5 +185,93 @@ describe('end to end: kube-apiserver admission chain → Portcullis webhooks', (
         await ignoring.close();
       }
     });
+  });
+});
+
+describe('end to end: a certificate rotation during steady traffic', () => {
+  let world: World;
+  beforeAll(async () => {
+    world = await startWorld({ fromCluster: true, freshConnections: true });
+  });
+  afterAll(() => stopWorld(world));
+
+  /** Connects to the webhook trusting only `caPem`: `ok`, or the TLS error message. */
+  function handshake(caPem: string): Promise<string> {
+    const endpoint = world.suite.endpoints.webhook;
+    return new Promise((resolve) => {
+      const socket = connectTls({ host: '127.0.0.1', port: endpoint?.port ?? 0, ca: caPem, servername: 'localhost' }, () => {
+        socket.end();
+        resolve('ok');
+      });
+      socket.on('error', (error) => resolve(error.message));
+    });
+  }
+
+  /** `portcullis certs rotate …` through the real dispatcher, in this process. */
+  async function certsRotate(args: string[]): Promise<{ code: number; stderr: string }> {
+    let stderr = '';
+    const code = await cli(['certs', 'rotate', ...args], { stdout: () => undefined, stderr: (text) => (stderr += text), env: {}, cwd: repoRoot });
+    return { code, stderr };
+  }
+
+  it('rotates the CA and the serving certificate under load without a single failed call', { timeout: 180_000 }, async () => {
+    const certsDir = join(world.data.path, 'certs');
+    const caBundleCerts = () =>
+      world.configurations().map((configuration) => (Buffer.from(configuration.webhooks[0]?.clientConfig.caBundle ?? '', 'base64').toString('utf8').match(/BEGIN CERTIFICATE/g) ?? []).length);
+    // The certificate manager injected the caBundle into both configurations at start.
+    expect(caBundleCerts()).toEqual([1, 1]);
+
+    const results: { allowed: boolean; message?: string; fingerprint: string }[] = [];
+    const waiters: { count: number; resolve: () => void }[] = [];
+    const record = (result: { allowed: boolean; message?: string }) => {
+      results.push({ ...result, fingerprint: world.suite.certificates.current().fingerprint });
+      for (const waiter of waiters.filter((w) => results.length >= w.count)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+    };
+    const after = (more: number) => new Promise<void>((resolve) => waiters.push({ count: results.length + more, resolve }));
+    let running = true;
+    // Steady traffic: three clients in a loop, each a `kubectl apply` of a fresh Deployment.
+    const loops = Array.from({ length: 3 }, async (_, loop) => {
+      for (let i = 0; running && i < 2_000; i += 1) {
+        const result = await world.chain.admit({ object: deployment(`${world.harbor.host}/library/clean:1.0`, 'team-a', `steady-${loop}-${i}`) });
+        record(result.allowed ? { allowed: true } : { allowed: false, message: result.message });
+      }
+    });
+
+    try {
+      await after(6);
+      const before = world.suite.certificates.current();
+
+      // 1. A new CA joins the bundle (injected into both configurations); the old CA still signs
+      //    the served certificate.
+      const addCa = await certsRotate(['--dir', certsDir, '--ca']);
+      expect(addCa.code, addCa.stderr).toBe(0);
+      await world.suite.certificates.check();
+      expect(caBundleCerts()).toEqual([2, 2]);
+      await after(6);
+
+      // 2. The served certificate is renewed under the new CA and swapped in without a restart.
+      const renew = await certsRotate(['--dir', certsDir]);
+      expect(renew.code, renew.stderr).toBe(0);
+      await world.suite.certificates.check();
+      const rotated = world.suite.certificates.current();
+      expect(rotated.fingerprint).not.toBe(before.fingerprint);
+      // The server now presents a certificate that only the new CA verifies.
+      const [oldCa, newCa] = readFileSync(join(certsDir, 'ca.crt'), 'utf8').split(/(?<=-----END CERTIFICATE-----\n?)/).filter((pem) => pem.includes('BEGIN'));
+      expect(await handshake(oldCa ?? '')).toMatch(/unable to verify|self.signed|certificate/i);
+      expect(await handshake(newCa ?? '')).toBe('ok');
+      await after(9);
+
+      running = false;
+      await Promise.all(loops);
+      expect(results.filter((result) => !result.allowed)).toEqual([]);
+      expect(results.filter((result) => result.fingerprint === rotated.fingerprint).length).toBeGreaterThanOrEqual(9);
+    } finally {
+      running = false;
+      for (const waiter of waiters.splice(0)) waiter.resolve();
+      await Promise.all(loops);
+    }
   });
 });

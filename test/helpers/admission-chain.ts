@@ -235,6 +235,12 @@ export interface AdmissionChainOptions {
   configurations: WebhookConfiguration[] | (() => WebhookConfiguration[]);
   /** Labels of the namespaces that exist; `kubernetes.io/metadata.name` is added automatically. */
   namespaces?: Record<string, Labels>;
+  /**
+   * Open a new connection (a full TLS handshake) for every call instead of keeping connections
+   * alive as the apiserver does; certificate rotation tests use it so that every call verifies
+   * the certificate served at that moment.
+   */
+  freshConnections?: boolean;
 }
 
 /** Go's wording for the network errors the tests meet. */
@@ -331,7 +337,10 @@ export class AdmissionChain {
     let agent = this.#agents.get(key);
     if (!agent) {
       // Like the apiserver: trust exactly the caBundle (system roots only when it is empty).
-      agent = new Agent({ connect: caBundle ? { ca: Buffer.from(caBundle, 'base64').toString('utf8') } : {} });
+      agent = new Agent({
+        connect: caBundle ? { ca: Buffer.from(caBundle, 'base64').toString('utf8') } : {},
+        ...(this.#options.freshConnections ? { pipelining: 0 } : {}),
+      });
       this.#agents.set(key, agent);
     }
     return agent;
