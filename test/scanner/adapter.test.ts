@@ -25,6 +25,8 @@ beforeAll(async () => {
 afterAll(async () => registry?.close());
 
 const cleanups: (() => Promise<void>)[] = [];
+let lastCleanup: (() => Promise<void>) | undefined;
+let sharedCleanup: (() => Promise<void>) | undefined;
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
@@ -35,10 +37,12 @@ async function serve(options: Partial<HarnessOptions> = {}) {
   const app: HttpServer = buildServer({ logger: silentLogger(), tls: testTls().serving, readiness: harness.readiness });
   await app.register(harness.adapterRoutes);
   const { port } = await listen(app, '127.0.0.1', 0);
-  cleanups.push(async () => {
+  const cleanup = async () => {
     await app.close();
     await harness.dispose();
-  });
+  };
+  cleanups.push(cleanup);
+  lastCleanup = cleanup;
   const base = `https://127.0.0.1:${port}`;
   const call = (path: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}) =>
     fetch(`${base}${path}`, { ...init, dispatcher, redirect: 'manual' });
@@ -50,8 +54,19 @@ const scanBody = (repository: string, digest: string, url = `https://${registry.
 const harborPost = { method: 'POST', headers: { 'content-type': SCAN_REQUEST_MIME } };
 
 describe('the Harbor scanner-adapter API v1.1', () => {
+  // One scanner for the tests that need no special configuration (each harness probes Trivy).
+  let shared: Awaited<ReturnType<typeof serve>>;
+  beforeAll(async () => {
+    shared = await serve();
+    // Closed after this describe block, not after each test.
+    cleanups.splice(cleanups.length - 1, 1);
+    sharedCleanup = lastCleanup;
+  });
+  afterAll(async () => {
+    await sharedCleanup?.();
+  });
   it('serves metadata that matches the spec and the shape of harbor-scanner-trivy', async () => {
-    const { call } = await serve();
+    const { call } = shared;
     const response = await call('/api/v1/metadata');
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe(METADATA_MIME);
@@ -97,7 +112,7 @@ describe('the Harbor scanner-adapter API v1.1', () => {
   });
 
   it('answers 500 with the adapter error body for a failed scan and for a chart, 404 for an unknown id, 415 for an unknown Accept', async () => {
-    const { harness, call } = await serve();
+    const { harness, call } = shared;
     const failed = (await (await call('/api/v1/scan', { ...harborPost, body: scanBody('team/broken', images.broken!.digest) })).json()) as { id: string };
     const chart = (await (await call('/api/v1/scan', { ...harborPost, body: scanBody('charts/app', images.chart!.digest) })).json()) as { id: string };
     await harness.scanner.queue.settled(failed.id);
@@ -124,7 +139,7 @@ describe('the Harbor scanner-adapter API v1.1', () => {
     ['a malformed digest', JSON.stringify({ registry: { url: 'https://r.example' }, artifact: { repository: 'a/b', digest: 'sha256:abc' } }), 422, 'invalid artifact.digest: expected sha256:<64 hex>, got "sha256:abc"'],
     ['a registry URL that is not http(s)', JSON.stringify({ registry: { url: 'ftp://r.example' }, artifact: { repository: 'a/b', digest: `sha256:${'0'.repeat(64)}` } }), 422, 'invalid registry.url: expected an http(s) URL, got "ftp://r.example"'],
   ])('rejects %s like harbor-scanner-trivy', async (_name, body, status, message) => {
-    const { call } = await serve();
+    const { call } = shared;
     const response = await call('/api/v1/scan', { ...harborPost, body });
     expect(response.status).toBe(status);
     expect(response.headers.get('content-type')).toBe(ADAPTER_ERROR_MIME);
@@ -134,7 +149,7 @@ describe('the Harbor scanner-adapter API v1.1', () => {
   });
 
   it('answers the missing-URL case byte for byte like harbor-scanner-trivy', async () => {
-    const { call } = await serve();
+    const { call } = shared;
     const request = example('scan-request.json') as { registry: Record<string, unknown> };
     delete request.registry.url;
     const response = await call('/api/v1/scan', { ...harborPost, body: JSON.stringify(request) });
