@@ -124,7 +124,7 @@ export interface WatchOptions extends ListOptions {
 export interface WatchHandle {
   /** Ends the stream; `done` then resolves. Idempotent. */
   stop(): void;
-  /** Resolves when the stream ends (server closed it or stop()); rejects with KUBE_API_ERROR on failure. */
+  /** Resolves when the stream ends (server closed it or stop()); rejects with KUBE_API_ERROR on failure (unobserved, that is harmless). */
   done: Promise<void>;
 }
 
@@ -231,7 +231,9 @@ export function createKubeClient(kubeConfig: KubeConfig): KubeClient {
     const done = new Promise<void>((resolve, reject) => {
       settle = { resolve, reject };
     });
-    const controller = await watcher.watch(
+    // A caller that never looks at `done` must not crash the process with an unhandled rejection.
+    done.catch(() => undefined);
+    const controller = await call(`watch ${path}`, () => watcher.watch(
       path,
       watchQuery(options),
       (type: string, object: unknown) => {
@@ -243,7 +245,7 @@ export function createKubeClient(kubeConfig: KubeConfig): KubeClient {
         if (error && !stopped) settle?.reject(toKubeError(error, `watch ${path}`));
         else settle?.resolve();
       },
-    );
+    ));
     return {
       stop: () => {
         if (stopped) return;
