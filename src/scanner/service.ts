@@ -5,20 +5,15 @@ import type { Kysely } from 'kysely';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { describeError } from '../errors.js';
-import {
-  VULNERABILITY_REPORT_MIME,
-  type HarborNativeReportSummary,
-  type HarborScanOverview,
-  type HarborScanner,
-  type HarborVulnerabilityReport,
-} from '../harbor/report.js';
+import type { HarborScanOverview, HarborScanner, HarborVulnerabilityReport } from '../harbor/report.js';
 import type { Readiness } from '../http/readiness.js';
 import { F } from '../log/fields.js';
 import type { Logger } from '../log/logger.js';
 import type { Verdict } from '../policy/types.js';
 import type { ScanPort } from '../registry/scan-port.js';
 import { systemClock, type Clock } from './clock.js';
-import { normalizeTrivyReport, reportFindings, vulnerabilitySummary } from './normalize.js';
+import { normalizeTrivyReport, reportFindings } from './normalize.js';
+import { scanOverview } from './overview.js';
 import { projectOf, scannability, type ArtifactEvent, type ArtifactEvents, type CredentialIssuer, type ProjectSettingsReader } from './ports.js';
 import { runProcess as defaultRunProcess, type RunProcess } from './process.js';
 import { ScanQueue, type EnqueueRequest, type EnqueueResult, type JobResult } from './queue.js';
@@ -324,35 +319,7 @@ export class Scanner implements ScanPort {
 
   async overview(digest: string): Promise<HarborScanOverview | undefined> {
     const [outcome, latest] = await Promise.all([this.store.outcome(digest), this.store.latestJob(digest)]);
-    if (outcome?.kind === 'unsupported') return undefined;
-    if (!outcome && !latest) return undefined;
-    const summary: HarborNativeReportSummary = { report_id: latest?.id ?? outcome?.jobId ?? '', scan_status: 'Pending' };
-    if (outcome?.kind === 'report') {
-      const counts = vulnerabilitySummary(outcome.report);
-      Object.assign(summary, {
-        report_id: outcome.jobId,
-        scan_status: 'Success',
-        severity: counts.total === 0 ? 'None' : outcome.report.severity,
-        summary: counts,
-        start_time: outcome.startedAt,
-        end_time: outcome.scannedAt,
-        duration: Math.max(0, Math.round((Date.parse(outcome.scannedAt) - Date.parse(outcome.startedAt)) / 1000)),
-        complete_percent: 100,
-        scanner: outcome.report.scanner,
-      });
-    }
-    if (latest && latest.id !== summary.report_id) {
-      // A newer job than the stored report: show its state (the previous summary stays visible).
-      if (latest.status === 'queued' || latest.status === 'running' || !outcome) {
-        summary.report_id = latest.id;
-        summary.scan_status = { queued: 'Pending', running: 'Running', succeeded: 'Success', failed: 'Error' }[latest.status];
-        if (latest.startedAt) summary.start_time = latest.startedAt;
-        if (latest.status === 'running' || latest.status === 'queued') summary.complete_percent = 0;
-      }
-    } else if (latest && !outcome) {
-      summary.scan_status = { queued: 'Pending', running: 'Running', succeeded: 'Success', failed: 'Error' }[latest.status];
-    }
-    return { [VULNERABILITY_REPORT_MIME]: summary };
+    return scanOverview(outcome, latest);
   }
 
   async report(digest: string): Promise<HarborVulnerabilityReport | undefined> {
