@@ -88,6 +88,52 @@ describe('portcullis up', () => {
     }
   });
 
+  it('serves each role: admission reviews, the OCI registry with its token challenge, the scanner adapter', async () => {
+    const ca = readFileSync(join(data.path, 'certs/ca.crt'), 'utf8');
+    const dispatcher = trustingAgent(ca);
+    const banner = started.stdout();
+    try {
+      const review = await fetch(`${urlOf(banner, 'webhook')}/validate?timeout=10s`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        dispatcher,
+        body: JSON.stringify({
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          request: {
+            uid: 'up-test-1',
+            kind: { group: '', version: 'v1', kind: 'Pod' },
+            resource: { group: '', version: 'v1', resource: 'pods' },
+            name: 'web',
+            namespace: 'team-a',
+            operation: 'CREATE',
+            userInfo: { username: 'alice' },
+            object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'team-a' }, spec: { containers: [{ name: 'app', image: 'docker.io/library/nginx:1.27' }] } },
+            dryRun: true,
+          },
+        }),
+      });
+      expect(review.status).toBe(200);
+      expect(await review.json()).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'up-test-1' } });
+
+      const registry = await fetch(`${urlOf(banner, 'registry')}/v2/`, { dispatcher });
+      expect(registry.status).toBe(401);
+      expect(registry.headers.get('www-authenticate')).toMatch(/^Bearer realm="https:\/\/127\.0\.0\.1:\d+\/service\/token"/);
+      await registry.arrayBuffer();
+      // The password the banner printed is the registry admin's.
+      const password = readFileSync(join(data.path, 'admin-password'), 'utf8').trim();
+      const signedIn = await fetch(`${urlOf(banner, 'registry')}/v2/`, { dispatcher, headers: { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` } });
+      expect(signedIn.status).toBe(200);
+      await signedIn.arrayBuffer();
+
+      const scanner = await fetch(`${urlOf(banner, 'scanner')}/api/v1/metadata`, { dispatcher });
+      expect(scanner.status).toBe(200);
+      expect(await scanner.json()).toMatchObject({ scanner: { name: expect.any(String) } });
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
   it('exits 0 on Ctrl-C (SIGINT) after closing everything', async () => {
     const exited = once(started.child, 'exit');
     started.child.kill('SIGINT');
