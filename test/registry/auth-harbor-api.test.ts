@@ -131,6 +131,11 @@ describe('projects', () => {
     expect(tooBig.json).toMatchObject({ errors: [{ message: expect.stringContaining('page_size must be <= 100') }] });
   });
 
+  it('are created once when two requests race for the same name', async () => {
+    const results = await Promise.all([1, 2, 3].map(() => fixture.request('POST', '/api/v2.0/projects', { user: alice, body: { project_name: 'racy' } })));
+    expect(results.map((result) => result.status).sort()).toEqual([201, 409, 409]);
+  });
+
   it('can be checked for existence with HEAD', async () => {
     expect((await fixture.request('HEAD', '/api/v2.0/projects?project_name=p1')).status).toBe(200);
     expect((await fixture.request('HEAD', '/api/v2.0/projects?project_name=zz')).status).toBe(404);
@@ -291,6 +296,12 @@ describe('users', () => {
     expect(duplicate.status).toBe(409);
     const short = await fixture.request('POST', '/api/v2.0/users', { user: admin, body: { username: 'carol', password: 'short' } });
     expect(short.json).toEqual({ errors: [{ code: 'BAD_REQUEST', message: 'REQUEST_MALFORMED: password: must be 8 to 1024 characters, got 5' }] });
+  });
+
+  it('keep at least their own admin: a system admin cannot revoke their own rights', async () => {
+    const me = (await fixture.request('GET', '/api/v2.0/users/current', { user: admin })).json as { user_id: number };
+    const response = await fixture.request('PUT', `/api/v2.0/users/${me.user_id}/sysadmin`, { user: admin, body: { sysadmin_flag: false } });
+    expect(response.status).toBe(403);
   });
 
   it('can be searched by name by any user', async () => {

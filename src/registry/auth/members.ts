@@ -1,7 +1,7 @@
 import { PortcullisError } from '../../errors.js';
 import type { Clock } from './clock.js';
 import { isRoleId, roleName, type RoleId, type RoleName } from './roles.js';
-import type { AuthDb } from './tables.js';
+import { isUniqueViolation, type AuthDb } from './tables.js';
 
 export interface Member {
   id: number;
@@ -73,11 +73,17 @@ export class MemberStore {
   async add(projectId: number, userId: number, roleId: RoleId): Promise<number> {
     if (await this.roleOf(projectId, userId)) throw new PortcullisError('CONFLICT', `user ${userId} is already a member of project ${projectId}`);
     const now = new Date(this.clock.now()).toISOString();
-    const row = await this.db
-      .insertInto('registry_members')
-      .values({ project_id: projectId, user_id: userId, role_id: roleId, created_at: now, updated_at: now })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    let row;
+    try {
+      row = await this.db
+        .insertInto('registry_members')
+        .values({ project_id: projectId, user_id: userId, role_id: roleId, created_at: now, updated_at: now })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new PortcullisError('CONFLICT', `user ${userId} is already a member of project ${projectId}`, { cause: error });
+      throw error;
+    }
     return row.id;
   }
 

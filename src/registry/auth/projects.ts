@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import { PortcullisError } from '../../errors.js';
 import type { Clock } from './clock.js';
-import type { AuthDb, ProjectTable } from './tables.js';
+import { isUniqueViolation, type AuthDb, type ProjectTable } from './tables.js';
 
 export type ProjectRow = Selectable<ProjectTable>;
 
@@ -99,19 +99,25 @@ export class ProjectStore {
     if (await this.findByName(input.name)) throw new PortcullisError('CONFLICT', `project ${JSON.stringify(input.name)} already exists`);
     const now = new Date(this.clock.now()).toISOString();
     const metadata = { public: 'false', auto_scan: 'true', ...input.metadata };
-    const row = await this.db
-      .insertInto('registry_projects')
-      .values({
-        name: input.name,
-        owner_id: input.ownerId,
-        public: metadata.public === 'true' ? 1 : 0,
-        metadata: JSON.stringify(metadata),
-        cve_allowlist: JSON.stringify(input.cveAllowlist),
-        created_at: now,
-        updated_at: now,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    let row;
+    try {
+      row = await this.db
+        .insertInto('registry_projects')
+        .values({
+          name: input.name,
+          owner_id: input.ownerId,
+          public: metadata.public === 'true' ? 1 : 0,
+          metadata: JSON.stringify(metadata),
+          cve_allowlist: JSON.stringify(input.cveAllowlist),
+          created_at: now,
+          updated_at: now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new PortcullisError('CONFLICT', `project ${JSON.stringify(input.name)} already exists`, { cause: error });
+      throw error;
+    }
     return toProject(row);
   }
 

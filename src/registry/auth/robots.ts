@@ -4,7 +4,7 @@ import { PortcullisError } from '../../errors.js';
 import type { Clock } from './clock.js';
 import { hashPassword, randomSecret } from './password.js';
 import { isRepositoryAction } from './scope.js';
-import type { AuthDb, RobotTable } from './tables.js';
+import { isUniqueViolation, type AuthDb, type RobotTable } from './tables.js';
 
 export const ROBOT_PREFIX = 'robot$';
 
@@ -134,23 +134,29 @@ export class RobotStore {
     if (existing) throw new PortcullisError('CONFLICT', `robot ${JSON.stringify(input.name)} already exists in project ${input.projectId}`);
     const secret = input.secret ?? randomSecret(32);
     const now = this.clock.now();
-    const row = await this.db
-      .insertInto('registry_robots')
-      .values({
-        project_id: input.projectId,
-        name: input.name,
-        description: input.description,
-        secret_hash: await hashPassword(secret),
-        actions: JSON.stringify(input.actions),
-        duration: input.duration,
-        expires_at: input.ttlSeconds === undefined ? expiry(now, input.duration) : Math.floor(now / 1000) + input.ttlSeconds,
-        disabled: input.disabled ? 1 : 0,
-        creator_ref: input.creatorRef,
-        created_at: new Date(now).toISOString(),
-        updated_at: new Date(now).toISOString(),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    let row;
+    try {
+      row = await this.db
+        .insertInto('registry_robots')
+        .values({
+          project_id: input.projectId,
+          name: input.name,
+          description: input.description,
+          secret_hash: await hashPassword(secret),
+          actions: JSON.stringify(input.actions),
+          duration: input.duration,
+          expires_at: input.ttlSeconds === undefined ? expiry(now, input.duration) : Math.floor(now / 1000) + input.ttlSeconds,
+          disabled: input.disabled ? 1 : 0,
+          creator_ref: input.creatorRef,
+          created_at: new Date(now).toISOString(),
+          updated_at: new Date(now).toISOString(),
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new PortcullisError('CONFLICT', `robot ${JSON.stringify(input.name)} already exists in project ${input.projectId}`, { cause: error });
+      throw error;
+    }
     const robot = await this.get(row.id);
     if (!robot) throw new PortcullisError('INTERNAL', `robot ${row.id} vanished after creation`);
     return { robot, secret };

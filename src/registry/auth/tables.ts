@@ -73,3 +73,12 @@ export type AuthDb = Kysely<AuthTables>;
 export function authDb(db: Kysely<unknown>): AuthDb {
   return db.withTables<AuthTables>();
 }
+
+/**
+ * Whether `error` is a unique-constraint violation (SQLite `SQLITE_CONSTRAINT_UNIQUE`, PostgreSQL
+ * 23505): two requests creating the same name at once; the loser answers CONFLICT.
+ */
+export function isUniqueViolation(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return false;
+  return error.code === 'SQLITE_CONSTRAINT_UNIQUE' || error.code === '23505';
+}

@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely';
 import { PortcullisError } from '../../errors.js';
 import type { Clock } from './clock.js';
 import { hashPassword } from './password.js';
-import type { AuthDb, UserTable } from './tables.js';
+import { isUniqueViolation, type AuthDb, type UserTable } from './tables.js';
 
 export type UserRow = Selectable<UserTable>;
 
@@ -59,21 +59,27 @@ export class UserStore {
     checkPassword(user.password, 'password');
     if (await this.findByName(user.username)) throw new PortcullisError('CONFLICT', `user ${JSON.stringify(user.username)} already exists`);
     const now = new Date(this.clock.now()).toISOString();
-    const row = await this.db
-      .insertInto('registry_users')
-      .values({
-        username: user.username,
-        password_hash: await hashPassword(user.password),
-        sysadmin: user.sysadmin ? 1 : 0,
-        auditor: user.auditor ? 1 : 0,
-        email: user.email ?? '',
-        realname: user.realname ?? '',
-        comment: user.comment ?? '',
-        created_at: now,
-        updated_at: now,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    let row;
+    try {
+      row = await this.db
+        .insertInto('registry_users')
+        .values({
+          username: user.username,
+          password_hash: await hashPassword(user.password),
+          sysadmin: user.sysadmin ? 1 : 0,
+          auditor: user.auditor ? 1 : 0,
+          email: user.email ?? '',
+          realname: user.realname ?? '',
+          comment: user.comment ?? '',
+          created_at: now,
+          updated_at: now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new PortcullisError('CONFLICT', `user ${JSON.stringify(user.username)} already exists`, { cause: error });
+      throw error;
+    }
     return row;
   }
 

@@ -155,7 +155,12 @@ export function userRoutes(deps: UserRoutesDeps): FastifyPluginAsync {
       '/users/:user_id/sysadmin',
       { schema: { params: idParams, body: sysadminSchema } },
       async (request, reply) => {
-        requireSysadmin(await apiPrincipal(deps, request), 'changing system admin rights');
+        const principal = await apiPrincipal(deps, request);
+        requireSysadmin(principal, 'changing system admin rights');
+        // Revoking one's own rights could leave the registry without an administrator.
+        if (principal.kind === 'user' && principal.id === request.params.user_id && !request.body.sysadmin_flag) {
+          throw new PortcullisError('FORBIDDEN', 'a system admin cannot revoke their own system admin rights');
+        }
         await deps.users.setFlags((await load(request.params.user_id)).id, { sysadmin: request.body.sysadmin_flag });
         return reply.status(200).send();
       },
