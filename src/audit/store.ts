@@ -26,7 +26,10 @@ const STATUS_RANK: Record<ResultStatus, number> = { pass: 0, skip: 1, warn: 2, f
 const VIOLATED: ResultStatus[] = ['fail', 'warn', 'error'];
 /** Rows per INSERT statement: stays below SQLite's limit of 32766 bound parameters. */
 const ROWS_PER_STATEMENT = 500;
-const PRUNE_CHUNK = 5000;
+/** Small chunks: with SQLite each delete runs on the event loop, between admission requests. */
+const PRUNE_CHUNK = 1000;
+/** Up to this many image rows under a glob's prefix are read through the image index and sorted. */
+const NARROW_PREFIX_ROWS = 5000;
 const CVE = /\b(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3})\b/g;
 
 type DecisionRow = Omit<AuditTables['audit_decisions'], 'id'> & { id: number | string };
@@ -83,14 +86,38 @@ export function createDecisionStore(db: AuditDb): DecisionStore {
     };
   }
 
-  /** SQL for "`column` matches the glob": an index range on the literal prefix, then the pattern. */
-  function globCondition(column: string, glob: string): RawBuilder<unknown> {
-    const ref = sql.ref(column);
+  /**
+   * SQL for "`column` matches the glob". With `useIndex`, a literal prefix becomes an index range;
+   * without, the column is wrapped so that no index on it is used and the query walks the time
+   * index instead (right when the prefix matches many rows: the first page is found early).
+   */
+  function globCondition(column: string, glob: string, useIndex: boolean): RawBuilder<unknown> {
+    const ref = useIndex ? sql.ref(column) : sql`(${sql.ref(column)} || '')`;
     const prefix = globPrefix(glob);
     if (prefix === glob) return sql`${ref} = ${glob}`;
-    const range = prefix === '' ? [] : [sql`${ref} >= ${prefix}`, sql`${ref} < ${prefixUpperBound(prefix)}`];
+    const range = prefix === '' || !useIndex ? [] : [sql`${ref} >= ${prefix}`, sql`${ref} < ${prefixUpperBound(prefix)}`];
     const pattern = postgres ? sql`${ref} like ${globToLike(glob)} escape '\\'` : sql`${ref} glob ${globToSqliteGlob(glob)}`;
     return sql.join([...range, pattern], sql` and `);
+  }
+
+  /** Whether the image rows under the glob's literal prefix are few enough to read them all and sort. */
+  async function narrowPrefix(glob: string): Promise<boolean> {
+    const prefix = globPrefix(glob);
+    if (prefix === '') return false;
+    if (prefix === glob) return true;
+    const rows = await db
+      .selectFrom((eb) =>
+        eb
+          .selectFrom('audit_decision_images')
+          .select('image')
+          .where('image', '>=', prefix)
+          .where('image', '<', prefixUpperBound(prefix))
+          .limit(NARROW_PREFIX_ROWS + 1)
+          .as('sample'),
+      )
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .executeTakeFirstOrThrow();
+    return toNumber(rows.n) <= NARROW_PREFIX_ROWS;
   }
 
   /**
@@ -125,9 +152,12 @@ export function createDecisionStore(db: AuditDb): DecisionStore {
     for (const [column, value] of equal) if (value !== undefined) where.push(sql`${sql.ref(column)} = ${value}`);
     if (driver === 'images') {
       if (filter.digest !== undefined) where.push(sql`c.digest = ${filter.digest}`);
-      if (filter.image !== undefined) where.push(globCondition('c.image', filter.image));
+      if (filter.image !== undefined) {
+        const useIndex = filter.digest === undefined && (await narrowPrefix(filter.image));
+        where.push(globCondition('c.image', filter.image, useIndex));
+      }
     } else if (filter.image !== undefined) {
-      where.push(sql`exists (select 1 from audit_decision_images i where i.decision_id = d.id and ${globCondition('i.image', filter.image)})`);
+      where.push(sql`exists (select 1 from audit_decision_images i where i.decision_id = d.id and ${globCondition('i.image', filter.image, false)})`);
     }
     if (driver === 'policies') where.push(sql`c.policy = ${filter.policy} and c.violated = 1`);
     else if (filter.policy !== undefined) {
