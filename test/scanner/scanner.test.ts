@@ -42,6 +42,19 @@ async function harness(options: Partial<HarnessOptions> = {}): Promise<Harness> 
   return created;
 }
 
+/**
+ * Waits (up to 5 s) for `pid` to be gone. SIGKILL is delivered at once but a loaded machine may take
+ * a moment to schedule the dying process; a process that survives the kill never goes away.
+ */
+async function gone(pid: number): Promise<boolean> {
+  const deadline = Date.now() + 5000;
+  while (processAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return true;
+}
+
 /** Whether `pid` is a live process (a zombie awaiting its reaper counts as gone). */
 function processAlive(pid: number): boolean {
   try {
@@ -136,8 +149,8 @@ describe('the scanner with the Trivy stand-in against a registry with basic auth
     const settled = await scanner.scanner.queue.settled(job!.id);
     expect(settled).toMatchObject({ status: 'failed', attempts: 1, error: 'trivy did not finish within 1s; its process tree was killed' });
     const pids = JSON.parse(readFileSync(scanner.pidFile, 'utf8')) as { pid: number; grandchild: number };
-    expect(processAlive(pids.pid)).toBe(false);
-    expect(processAlive(pids.grandchild)).toBe(false);
+    expect(await gone(pids.pid)).toBe(true);
+    expect(await gone(pids.grandchild)).toBe(true);
     expect(await scanner.scanner.verdict({ repository: 'team/hang', digest: images.hang!.digest, triggerScan: true })).toMatchObject({
       state: 'failed',
       reason: 'scan failed: trivy did not finish within 1s; its process tree was killed',
