@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Ajv } from 'ajv';
 import { parseAllDocuments } from 'yaml';
 import { main } from '../../src/cli/main.js';
 import { repoRoot, runCli, type CliResult } from '../helpers/cli.js';
@@ -142,6 +143,36 @@ describe('portcullis webhooks render', () => {
     }
     // Comments of the source files are kept.
     expect(result.stdout).toContain('# Fail closed');
+  });
+
+  it('prints documents that validate against the admissionregistration.k8s.io/v1 OpenAPI schema, with no unknown field', async () => {
+    const openapi = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/k8s-admission/apis__admissionregistration.k8s.io__v1_openapi.json'), 'utf8')) as {
+      components: { schemas: Record<string, unknown> };
+    };
+    // Strict field validation, as `kubectl apply --validate=strict` does: no property the schema does not name.
+    const strict = (node: unknown): void => {
+      if (Array.isArray(node)) node.forEach(strict);
+      else if (typeof node === 'object' && node !== null) {
+        const record = node as Record<string, unknown>;
+        if (record.properties && record.additionalProperties === undefined) record.additionalProperties = false;
+        Object.values(record).forEach(strict);
+      }
+    };
+    strict(openapi.components.schemas);
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    ajv.addFormat('byte', /^[A-Za-z0-9+/]*={0,2}$/);
+    ajv.addFormat('int32', { type: 'number', validate: (value: number) => Number.isInteger(value) });
+    ajv.addFormat('int64', { type: 'number', validate: (value: number) => Number.isInteger(value) });
+    ajv.addFormat('date-time', true);
+    ajv.addSchema(openapi, 'openapi');
+    for (const args of [['--service', 'portcullis-webhook.portcullis'], ['--url', 'https://127.0.0.1:8443']]) {
+      const result = await cli(['webhooks', 'render', '--ca', join(D, 'ca.crt'), ...args]);
+      for (const doc of documents(result.stdout)) {
+        const validate = ajv.getSchema(`openapi#/components/schemas/io.k8s.api.admissionregistration.v1.${String(doc.kind)}`);
+        if (!validate) throw new Error(`no schema for ${String(doc.kind)}`);
+        expect(validate(doc), JSON.stringify(validate.errors)).toBe(true);
+      }
+    }
   });
 
   it('points the client config at a URL outside the cluster', async () => {
