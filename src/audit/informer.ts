@@ -39,7 +39,7 @@ function isExpired(error: unknown): boolean {
  * failure leads to a fresh list.
  */
 export function startInformer<T extends KubernetesObject>(options: InformerOptions<T>): Informer {
-  const log = options.logger.child({ informer: options.resource });
+  const log = options.logger.child({ [F.component]: 'informer', [F.resource]: options.resource });
   const retryMs = options.retryMs ?? 2000;
   let stopped = false;
   let handle: WatchHandle | undefined;

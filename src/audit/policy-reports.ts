@@ -107,7 +107,7 @@ export interface PolicyReportWriter {
 }
 
 export function createPolicyReportWriter(deps: { kube: KubeClient; logger: Logger }): PolicyReportWriter {
-  const log = deps.logger.child({ component: 'audit-policy-reports' });
+  const log = deps.logger.child({ [F.component]: 'audit-policy-reports' });
   /** Namespace → content key of what is in the cluster (undefined: none of ours). */
   const written = new Map<string, string | undefined>();
 

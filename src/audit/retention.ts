@@ -28,7 +28,7 @@ const DAY_MS = 86_400_000;
 
 /** Keeps the audit record within its age and count limits. */
 export function createRetention(options: RetentionOptions): Retention {
-  const log = options.logger.child({ component: 'audit-retention' });
+  const log = options.logger.child({ [F.component]: 'audit-retention' });
   const pruned = new Counter({ name: 'portcullis_audit_pruned_total', help: 'Audit decisions deleted by retention.', registers: [options.metrics] });
   let timer: Timer | undefined;
   let running: Promise<{ deleted: number }> | undefined;
@@ -40,7 +40,7 @@ export function createRetention(options: RetentionOptions): Retention {
       try {
         const result = await options.store.prune({ olderThanMs, maxRecords: options.maxRecords });
         pruned.inc(result.deleted);
-        if (result.deleted > 0) log.info({ [F.count]: result.deleted, olderThan: new Date(olderThanMs).toISOString(), maxRecords: options.maxRecords }, 'audit decisions pruned');
+        if (result.deleted > 0) log.info({ [F.count]: result.deleted, [F.since]: new Date(olderThanMs).toISOString(), [F.limit]: options.maxRecords }, 'audit decisions pruned');
         return result;
       } catch (error) {
         log.error({ [F.err]: describeError(error) }, 'audit pruning failed; retrying at the next interval');

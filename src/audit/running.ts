@@ -95,7 +95,7 @@ function worstSeverity(verdict: Verdict | undefined): Severity | undefined {
 }
 
 export function createBackgroundAudit(deps: BackgroundAuditDeps): BackgroundAudit {
-  const log = deps.logger.child({ component: 'background-audit' });
+  const log = deps.logger.child({ [F.component]: 'background-audit' });
   const excluded = picomatch([...(deps.excludedNamespaces ?? [])].length > 0 ? [...(deps.excludedNamespaces ?? [])] : ['\u0000none']);
   const verdictTimeoutMs = deps.verdictTimeoutMs ?? 10_000;
   const evaluations = new Counter({ name: 'portcullis_background_audit_runs_total', help: 'Full re-evaluations of running pods, by trigger.', labelNames: ['reason'], registers: [deps.metrics] });
@@ -237,7 +237,7 @@ export function createBackgroundAudit(deps: BackgroundAuditDeps): BackgroundAudi
     evaluatedAt = new Date(deps.clock.now()).toISOString();
     lastReason = reason;
     stop();
-    log.info({ [F.reason]: reason, pods: results.size, violating: report().violatingPods }, 'running pods evaluated');
+    log.info({ [F.reason]: reason, [F.pods]: results.size, [F.violating]: report().violatingPods }, 'running pods evaluated');
     await writeReports();
     emit();
   }

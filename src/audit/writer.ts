@@ -46,7 +46,7 @@ export interface DecisionWriter extends DecisionSink {
  */
 export function createDecisionWriter(options: DecisionWriterOptions): DecisionWriter {
   const { store, logger, clock, bufferSize, batchSize, flushIntervalMs, dropPolicy } = options;
-  const log = logger.child({ component: 'audit-writer' });
+  const log = logger.child({ [F.component]: 'audit-writer' });
   const dropped = new Counter({
     name: 'portcullis_audit_dropped_total',
     help: 'Admission decisions not written to the audit store because the buffer was full or the writer closed.',
@@ -70,7 +70,7 @@ export function createDecisionWriter(options: DecisionWriterOptions): DecisionWr
 
   function warnAboutDrops(): void {
     if (droppedSinceWarning === 0) return;
-    log.warn({ [F.count]: droppedSinceWarning, bufferSize, dropPolicy }, 'audit buffer full: decisions dropped');
+    log.warn({ [F.count]: droppedSinceWarning, [F.limit]: bufferSize, [F.reason]: `dropping the ${dropPolicy}` }, 'audit buffer full: decisions dropped');
     droppedSinceWarning = 0;
   }
 

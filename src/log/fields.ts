@@ -28,4 +28,10 @@ export const F = {
   path: 'path',
   project: 'project',
   role: 'role',
+  component: 'component',
+  resource: 'resource',
+  pods: 'pods',
+  violating: 'violating',
+  limit: 'limit',
+  since: 'since',
 } as const;

@@ -121,7 +121,7 @@ describe('decision writer', () => {
     expect(await metricValue(metrics, 'portcullis_audit_dropped_total', { reason: 'buffer-full' })).toBe(2);
     const flushing = sink.flush();
     await store.entered;
-    expect(lines.find((line) => line.msg === 'audit buffer full: decisions dropped')).toMatchObject({ level: 'warn', count: 2, dropPolicy });
+    expect(lines.find((line) => line.msg === 'audit buffer full: decisions dropped')).toMatchObject({ level: 'warn', count: 2, reason: `dropping the ${dropPolicy}` });
     store.release();
     await flushing;
     expect(store.inserted.flat().map((item) => item.uid)).toEqual(kept);
