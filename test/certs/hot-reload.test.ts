@@ -11,6 +11,7 @@ import { buildServer, listen, type HttpServer } from '../../src/http/server.js';
 import { createMetricsRegistry } from '../../src/http/metrics.js';
 import { Readiness } from '../../src/http/readiness.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { main } from '../../src/cli/main.js';
 import { tempDir } from '../helpers/tmp.js';
 import { capturingLogger, certsConfig, handshake, testClock } from './helpers.js';
 
@@ -224,5 +225,22 @@ describe('managed certificates in a directory', () => {
     expect((await manager.check()).error).toBeUndefined();
     expect(readFileSync(join(dir, 'tls.key'), 'utf8')).toBe(goodKey);
     expect(await handshake(port, manager.current().caBundle)).toEqual(served);
+  });
+
+  it('serves what `portcullis certs rotate` wrote, as soon as it is written, without a restart', async () => {
+    const dir = temp();
+    const manager = createCertificateManager({ config: certsConfig(dir), logger: silentLogger(), keyBits: 1024 });
+    const { port } = await serve(manager);
+    const ca = manager.current().caBundle;
+    const before = await handshake(port, ca);
+    const reloaded = new Promise<void>((resolve) => manager.onRotate(() => resolve()));
+    const output: string[] = [];
+    const code = await main(['certs', 'rotate', '--dir', dir], { stdout: (text) => output.push(text), stderr: (text) => output.push(text), env: {}, cwd: dir });
+    expect(code, output.join('')).toBe(0);
+    await reloaded;
+    const after = await handshake(port, ca);
+    expect(after.ok).toBe(true);
+    expect(after.fingerprint).not.toBe(before.fingerprint);
+    expect(after.fingerprint?.replace(/:/g, '')).toBe(manager.current().fingerprint.split('|')[0]?.replace(/:/g, ''));
   });
 });
