@@ -6,6 +6,8 @@ import { buildOciLayout } from '../helpers/oci-layout.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoOk } from '../helpers/skopeo.js';
 import { tempDir } from '../helpers/tmp.js';
+import { registryDigestResolver, resolveManifest } from '../../src/scanner/registry-client.js';
+import { trustingAgent } from '../helpers/tls.js';
 import { standinEnv } from './path.js';
 
 /**
@@ -61,5 +63,16 @@ describe('the trivy stand-in against the Portcullis registry (token flow)', () =
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(/\tFATAL\t[\s\S]*remote error: GET https:\/\/127\.0\.0\.1:\d+\/service\/token\?/);
     expect(result.stderr).toMatch(/UNAUTHORIZED|401/);
+  });
+
+  it('resolves tags to digests through the same token flow (the scanner side of portcullis scan and the HTTP verdict source)', async () => {
+    const robot = await registry.identity!.issueRobotCredential('team', ['pull'], 120);
+    const dispatcher = trustingAgent(registry.caPem);
+    const options = { baseUrl: registry.url, username: robot.username, password: robot.password, dispatcher };
+    expect(await resolveManifest(options, 'team/centos', '1.0')).toEqual({ digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
+    expect(await resolveManifest(options, 'team/centos', 'missing')).toBeUndefined();
+    expect(await registryDigestResolver(options).resolve('team/centos', '1.0', new AbortController().signal)).toBe(digest);
+    await expect(resolveManifest({ ...options, password: 'wrong' }, 'team/centos', '1.0')).rejects.toThrow(/token service .* answered 401/);
+    await dispatcher.close();
   });
 });
