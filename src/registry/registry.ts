@@ -50,6 +50,8 @@ export interface RegistryRole {
   repositories: { count(project: string): Promise<number> };
   /** Startup maintenance: removes upload files of sessions the database does not know. */
   start(): Promise<void>;
+  /** Writes pending pull statistics now (they are otherwise written within a second). */
+  flushPulls(): Promise<void>;
   /** Flushes pull statistics, waits for event deliveries and closes the app. */
   close(): Promise<void>;
 }
@@ -112,6 +114,7 @@ export function createRegistry(deps: RegistryDeps): RegistryRole {
       const removed = await blobs.removeOrphanUploads();
       if (removed > 0) logger.info({ [F.count]: removed }, 'orphan uploads removed');
     },
+    flushPulls: () => artifacts.flushPulls(),
     async close() {
       await app.close();
       await artifacts.flushPulls();

@@ -175,6 +175,16 @@ describe('the Harbor artifacts API', () => {
     expect(artifact.addition_links.vulnerabilities?.href).toBe(`/api/v2.0/projects/library/repositories/app/artifacts/${image.digest}/additions/vulnerabilities`);
   });
 
+  it('counts pulls of a manifest in the repository and the artifact', async () => {
+    expect((await registry.call('/v2/library/app/manifests/v1')).status).toBe(200);
+    expect((await registry.call('/v2/library/app/manifests/v1')).status).toBe(200);
+    await registry.role.flushPulls();
+    const repository = await harbor('GET', '/projects/library/repositories/app');
+    expect((repository.json as { pull_count: number }).pull_count).toBe(2);
+    const artifact = await harbor('GET', '/projects/library/repositories/app/artifacts/v1');
+    expect((artifact.json as { pull_time: string }).pull_time).not.toBe('0001-01-01T00:00:00.000Z');
+  });
+
   it('leaves the scan overview out unless asked for, and for artifacts never scanned', async () => {
     const plain = await harbor('GET', '/projects/library/repositories/app/artifacts/v1');
     expect(plain.json).not.toHaveProperty('scan_overview');

@@ -238,11 +238,11 @@ export class RegistryMetadata {
     });
   }
 
-  /** Counts a pull of a manifest (Harbor's pull_count / pull_time). */
-  async recordPull(manifest: ManifestRow): Promise<void> {
+  /** Counts `count` pulls of a manifest (Harbor's pull_count / pull_time). */
+  async recordPull(manifest: ManifestRow, count = 1): Promise<void> {
     const now = this.#timestamp();
     await this.#db.updateTable('registry_manifests').set({ pulled_at: now }).where('id', '=', manifest.id).execute();
-    await this.#db.updateTable('registry_repositories').set((eb) => ({ pull_count: eb('pull_count', '+', 1) })).where('id', '=', manifest.repositoryId).execute();
+    await this.#db.updateTable('registry_repositories').set((eb) => ({ pull_count: eb('pull_count', '+', count) })).where('id', '=', manifest.repositoryId).execute();
   }
 
   // ---- manifests ----

@@ -13,6 +13,8 @@ import type { RepositoryName } from './names.js';
 
 /** Manifest bytes kept in memory, by digest (manifests are immutable, so the cache never goes stale). */
 const MANIFEST_CACHE_BYTES = 32 * 1024 * 1024;
+/** How long pull counts are gathered before they are written. */
+const PULL_FLUSH_MS = 1000;
 
 export interface PushedManifest {
   digest: string;
@@ -30,8 +32,8 @@ export class ArtifactService {
   readonly #logger: Logger;
   readonly #now: () => Date;
   readonly #content = new LRUCache<string, Buffer>({ maxSize: MANIFEST_CACHE_BYTES, sizeCalculation: (value) => Math.max(1, value.length) });
-  readonly #pulls = new Map<number, ManifestRow>();
-  #flushScheduled = false;
+  readonly #pulls = new Map<number, { row: ManifestRow; count: number }>();
+  #flushTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: { metadata: RegistryMetadata; blobs: BlobStore; events: RegistryEvents; logger: Logger; now: () => Date }) {
     this.#metadata = deps.metadata;
@@ -109,21 +111,28 @@ export class ArtifactService {
     return body;
   }
 
-  /** Counts a pull; writes are batched so that GETs never wait on them. */
+  /**
+   * Counts a pull. Writes are batched (at most one per manifest per PULL_FLUSH_MS) so that GETs never
+   * wait on them and a burst of pulls costs a handful of updates; `flushPulls` writes what is pending.
+   */
   recordPull(row: ManifestRow): void {
-    this.#pulls.set(row.id, row);
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    setImmediate(() => void this.flushPulls());
+    const pending = this.#pulls.get(row.id);
+    if (pending) pending.count += 1;
+    else this.#pulls.set(row.id, { row, count: 1 });
+    if (this.#flushTimer) return;
+    this.#flushTimer = setTimeout(() => void this.flushPulls(), PULL_FLUSH_MS);
+    // Pending statistics never keep the process alive; close() flushes them.
+    this.#flushTimer.unref();
   }
 
   async flushPulls(): Promise<void> {
-    this.#flushScheduled = false;
-    const rows = [...this.#pulls.values()];
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const pending = [...this.#pulls.values()];
     this.#pulls.clear();
-    for (const row of rows) {
+    for (const { row, count } of pending) {
       try {
-        await this.#metadata.recordPull(row);
+        await this.#metadata.recordPull(row, count);
       } catch (error) {
         // Pull statistics are best-effort: a failed update must not fail or delay pulls.
         this.#logger.warn({ [F.err]: error, [F.digest]: row.digest }, 'pull not counted');
