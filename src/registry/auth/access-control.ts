@@ -11,6 +11,7 @@ import { robotRoutes } from '../harbor/robots.js';
 import { systemInfoRoutes, type ComponentHealth } from '../harbor/systeminfo.js';
 import { userRoutes } from '../harbor/users.js';
 import { RegistryAccessController } from './access-controller.js';
+import { Generation } from './cache.js';
 import { BruteForceGuard, DEFAULT_BRUTE_FORCE, type BruteForceOptions } from './brute-force.js';
 import { realSleep, systemClock, type Clock, type Sleep } from './clock.js';
 import { MemberStore } from './members.js';
@@ -83,10 +84,11 @@ function derivedUrl(config: Config['registry']): string {
 export function createAccessControl(options: AccessControlOptions): AccessControl {
   const clock = options.clock ?? systemClock;
   const db = authDb(options.db);
-  const users = new UserStore(db, clock);
-  const projects = new ProjectStore(db, clock);
-  const members = new MemberStore(db, clock);
-  const robots = new RobotStore(db, clock);
+  const generation = new Generation();
+  const users = new UserStore(db, clock, generation);
+  const projects = new ProjectStore(db, clock, generation);
+  const members = new MemberStore(db, clock, generation);
+  const robots = new RobotStore(db, clock, generation);
   let externalUrl = (options.config.externalUrl ?? derivedUrl(options.config)).replace(/\/+$/, '');
   let tokenService: TokenService | undefined;
   const tokens = (): TokenService => {
@@ -101,6 +103,7 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
     tokens,
     guard: new BruteForceGuard(options.bruteForce ?? DEFAULT_BRUTE_FORCE, clock, options.sleep ?? realSleep),
     clock,
+    generation,
     challengeScheme: options.challengeScheme ?? 'bearer',
     realm: () => `${externalUrl}/service/token`,
     logger: options.logger,

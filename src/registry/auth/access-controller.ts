@@ -1,9 +1,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import type { AccessController, AccessDecision, Principal, RepositoryAction } from '../access.js';
 import { PortcullisError } from '../../errors.js';
 import { F } from '../../log/fields.js';
 import type { Logger } from '../../log/logger.js';
+import { ReadCache, type Generation } from './cache.js';
 import type { Clock } from './clock.js';
 import type { BruteForceGuard } from './brute-force.js';
 import { parseAuthorization } from './credentials.js';
@@ -11,10 +11,10 @@ import type { MemberStore } from './members.js';
 import { verifyPassword } from './password.js';
 import type { Project, ProjectStore } from './projects.js';
 import { REPOSITORY_ACTION_FOR, publicReaderAllows, repositoryActionsOf, roleAllows, type ProjectPermission, type RoleName } from './roles.js';
-import { parseRobotName, type RobotStore } from './robots.js';
+import { parseRobotName, type Robot, type RobotStore } from './robots.js';
 import { grants, grantsCatalog, type AccessEntry } from './scope.js';
 import { TOKEN_SERVICE, type TokenService } from './token-service.js';
-import type { UserStore } from './users.js';
+import type { UserRow, UserStore } from './users.js';
 
 export type UserPrincipal = Extract<Principal, { kind: 'user' }>;
 export type RobotPrincipal = Extract<Principal, { kind: 'robot' }>;
@@ -28,11 +28,28 @@ export interface AccessControllerDeps {
   tokens: () => TokenService;
   guard: BruteForceGuard;
   clock: Clock;
+  /** Bumped by every write of the stores; cached logins die with it. */
+  generation: Generation;
   /** `bearer`: the Docker token flow (default); `basic`: challenge for Basic credentials directly. */
   challengeScheme: 'bearer' | 'basic';
   /** The token endpoint URL (`<externalUrl>/service/token`), read at each challenge. */
   realm: () => string;
   logger: Logger;
+}
+
+/** A verified user or robot, as cached: the principal, a robot's actions and its expiry (s, -1 never). */
+interface Identity {
+  principal: UserPrincipal | RobotPrincipal;
+  robotActions?: RepositoryAction[];
+  expiresAt: number;
+}
+
+function userIdentity(user: UserRow): Identity {
+  return { principal: { kind: 'user', id: user.id, name: user.username, sysadmin: user.sysadmin === 1, auditor: user.auditor === 1 }, expiresAt: -1 };
+}
+
+function robotIdentity(robot: Robot): Identity {
+  return { principal: { kind: 'robot', id: robot.id, name: robot.fullName, project: robot.projectName }, robotActions: robot.actions, expiresAt: robot.expiresAt };
 }
 
 /** Who the caller is, in words, for denial messages and logs. */
@@ -56,11 +73,14 @@ export function describePrincipal(principal: Principal): string {
 export class RegistryAccessController implements AccessController {
   private readonly granted = new WeakMap<Principal, AccessEntry[]>();
   private readonly robotActions = new WeakMap<Principal, RepositoryAction[]>();
-  /** Recently verified credentials → the hash they matched, so each request does not pay scrypt. */
-  private readonly verified = new LRUCache<string, string>({ max: 10_000, ttl: 60_000 });
   private readonly cacheKey = randomBytes(32);
+  private readonly logins: ReadCache<Identity | undefined>;
+  private readonly subjects: ReadCache<Identity | undefined>;
 
-  constructor(private readonly deps: AccessControllerDeps) {}
+  constructor(private readonly deps: AccessControllerDeps) {
+    this.logins = new ReadCache(deps.generation);
+    this.subjects = new ReadCache(deps.generation);
+  }
 
   async authenticate(authorization: string | undefined, context: { ip?: string } = {}): Promise<Principal> {
     if (authorization === undefined || authorization === '') return { kind: 'anonymous' };
@@ -79,55 +99,57 @@ export class RegistryAccessController implements AccessController {
    * same message, so an attacker learns nothing about which names exist.
    */
   async login(username: string, password: string, ip: string | undefined): Promise<UserPrincipal | RobotPrincipal> {
-    const robotName = parseRobotName(username);
-    if (robotName) {
-      const robot = await this.deps.robots.findByFullName(username);
-      const ok = await this.checkSecret(username, password, robot?.secretHash);
-      const now = Math.floor(this.deps.clock.now() / 1000);
-      if (robot && ok && !robot.disabled && (robot.expiresAt === -1 || robot.expiresAt > now)) {
-        this.deps.guard.succeed(username);
-        const principal: RobotPrincipal = { kind: 'robot', id: robot.id, name: robot.fullName, project: robot.projectName };
-        this.robotActions.set(principal, robot.actions);
-        return principal;
-      }
-    } else {
-      const user = await this.deps.users.findByName(username);
-      if (await this.checkSecret(username, password, user?.password_hash)) {
-        if (user) {
-          this.deps.guard.succeed(username);
-          return { kind: 'user', id: user.id, name: user.username, sysadmin: user.sysadmin === 1, auditor: user.auditor === 1 };
-        }
-      }
+    // Clients send the same credentials with every request: a verified pair is remembered briefly
+    // (keyed by an HMAC, never the password) so that each request does not pay scrypt.
+    const key = createHmac('sha256', this.cacheKey).update(username).update('\0').update(password).digest('base64');
+    const identity = await this.logins.get(key, () => this.checkCredentials(username, password));
+    if (identity && this.current(identity)) {
+      this.deps.guard.succeed(username);
+      return this.principalOf(identity);
     }
     const delayMs = await this.deps.guard.fail(username, ip);
     this.deps.logger.info({ [F.user]: username, [F.address]: ip, [F.durationMs]: delayMs }, 'login failed');
     throw new PortcullisError('UNAUTHORIZED', 'wrong user name or password (or the robot account is disabled or expired)');
   }
 
-  private async checkSecret(username: string, password: string, stored: string | undefined): Promise<boolean> {
-    const key = createHmac('sha256', this.cacheKey).update(username).update('\0').update(password).digest('base64');
-    if (stored !== undefined && this.verified.get(key) === stored) return true;
-    const ok = await verifyPassword(password, stored);
-    if (ok && stored !== undefined) this.verified.set(key, stored);
-    return ok;
+  /** Always derives a key, for unknown names too (constant time); undefined when the credentials are wrong. */
+  private async checkCredentials(username: string, password: string): Promise<Identity | undefined> {
+    if (parseRobotName(username)) {
+      const robot = await this.deps.robots.findByFullName(username);
+      const ok = await verifyPassword(password, robot?.secretHash);
+      return robot && ok && !robot.disabled ? robotIdentity(robot) : undefined;
+    }
+    const user = await this.deps.users.findByName(username);
+    const ok = await verifyPassword(password, user?.password_hash);
+    return user && ok ? userIdentity(user) : undefined;
   }
 
   /** The principal a token subject stands for; UNAUTHORIZED when it no longer exists or may not log in. */
   async authenticateSubject(subject: string): Promise<Principal> {
     if (subject === '') return { kind: 'anonymous' };
-    if (parseRobotName(subject)) {
-      const robot = await this.deps.robots.findByFullName(subject);
-      const now = Math.floor(this.deps.clock.now() / 1000);
-      if (!robot || robot.disabled || (robot.expiresAt !== -1 && robot.expiresAt <= now)) {
-        throw new PortcullisError('UNAUTHORIZED', `bearer token: robot ${JSON.stringify(subject)} no longer exists or is disabled or expired`);
+    const identity = await this.subjects.get(subject, async () => {
+      if (parseRobotName(subject)) {
+        const robot = await this.deps.robots.findByFullName(subject);
+        return robot && !robot.disabled ? robotIdentity(robot) : undefined;
       }
-      const principal: RobotPrincipal = { kind: 'robot', id: robot.id, name: robot.fullName, project: robot.projectName };
-      this.robotActions.set(principal, robot.actions);
-      return principal;
+      const user = await this.deps.users.findByName(subject);
+      return user && userIdentity(user);
+    });
+    if (!identity || !this.current(identity)) {
+      throw new PortcullisError('UNAUTHORIZED', `bearer token: ${JSON.stringify(subject)} no longer exists, or is a disabled or expired robot`);
     }
-    const user = await this.deps.users.findByName(subject);
-    if (!user) throw new PortcullisError('UNAUTHORIZED', `bearer token: user ${JSON.stringify(subject)} no longer exists`);
-    return { kind: 'user', id: user.id, name: user.username, sysadmin: user.sysadmin === 1, auditor: user.auditor === 1 };
+    return this.principalOf(identity);
+  }
+
+  private current(identity: Identity): boolean {
+    return identity.expiresAt === -1 || identity.expiresAt > Math.floor(this.deps.clock.now() / 1000);
+  }
+
+  /** A fresh principal object each time: bearer scopes are attached to the object. */
+  private principalOf(identity: Identity): UserPrincipal | RobotPrincipal {
+    const principal = { ...identity.principal };
+    if (identity.robotActions) this.robotActions.set(principal, identity.robotActions);
+    return principal;
   }
 
   /** Whether the principal came with a bearer token (whose granted access then limits it). */

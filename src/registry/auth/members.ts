@@ -1,4 +1,5 @@
 import { PortcullisError } from '../../errors.js';
+import { ReadCache, type Generation } from './cache.js';
 import type { Clock } from './clock.js';
 import { isRoleId, roleName, type RoleId, type RoleName } from './roles.js';
 import { isUniqueViolation, type AuthDb } from './tables.js';
@@ -14,20 +15,27 @@ export interface Member {
 
 /** Project membership: one role per user and project. */
 export class MemberStore {
+  private readonly roles: ReadCache<RoleName | undefined>;
+
   constructor(
     private readonly db: AuthDb,
     private readonly clock: Clock,
-  ) {}
+    private readonly generation: Generation,
+  ) {
+    this.roles = new ReadCache(generation);
+  }
 
-  /** The user's role in the project; undefined when not a member. */
+  /** The user's role in the project; undefined when not a member. Cached briefly (./cache.ts). */
   async roleOf(projectId: number, userId: number): Promise<RoleName | undefined> {
-    const row = await this.db
-      .selectFrom('registry_members')
-      .select('role_id')
-      .where('project_id', '=', projectId)
-      .where('user_id', '=', userId)
-      .executeTakeFirst();
-    return row ? roleName(row.role_id) : undefined;
+    return this.roles.get(`${projectId}:${userId}`, async () => {
+      const row = await this.db
+        .selectFrom('registry_members')
+        .select('role_id')
+        .where('project_id', '=', projectId)
+        .where('user_id', '=', userId)
+        .executeTakeFirst();
+      return row ? roleName(row.role_id) : undefined;
+    });
   }
 
   /** Ids of the projects the user is a member of. */
@@ -84,6 +92,7 @@ export class MemberStore {
       if (isUniqueViolation(error)) throw new PortcullisError('CONFLICT', `user ${userId} is already a member of project ${projectId}`, { cause: error });
       throw error;
     }
+    this.generation.bump();
     return row.id;
   }
 
@@ -95,11 +104,13 @@ export class MemberStore {
       .where('id', '=', memberId)
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0) throw new PortcullisError('NOT_FOUND', `project ${projectId} has no member ${memberId}`);
+    this.generation.bump();
   }
 
   async remove(projectId: number, memberId: number): Promise<void> {
     const result = await this.db.deleteFrom('registry_members').where('project_id', '=', projectId).where('id', '=', memberId).executeTakeFirst();
     if (Number(result.numDeletedRows) === 0) throw new PortcullisError('NOT_FOUND', `project ${projectId} has no member ${memberId}`);
+    this.generation.bump();
   }
 
   private toMember(row: { id: number; project_id: number; user_id: number; role_id: number; username: string }): Member[] {

@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import { PortcullisError } from '../../errors.js';
+import { ReadCache, type Generation } from './cache.js';
 import type { Clock } from './clock.js';
 import { isUniqueViolation, type AuthDb, type ProjectTable } from './tables.js';
 
@@ -78,14 +79,22 @@ export interface ProjectFilter {
 
 /** Projects and their metadata. Deleting a project removes its members and robots (cascade). */
 export class ProjectStore {
+  private readonly byName: ReadCache<Project | undefined>;
+
   constructor(
     private readonly db: AuthDb,
     private readonly clock: Clock,
-  ) {}
+    private readonly generation: Generation,
+  ) {
+    this.byName = new ReadCache(generation);
+  }
 
+  /** Undefined when there is no such project. Cached briefly (./cache.ts): asked on every registry request. */
   async findByName(name: string): Promise<Project | undefined> {
-    const row = await this.db.selectFrom('registry_projects').selectAll().where('name', '=', name).executeTakeFirst();
-    return row && toProject(row);
+    return this.byName.get(name, async () => {
+      const row = await this.db.selectFrom('registry_projects').selectAll().where('name', '=', name).executeTakeFirst();
+      return row && toProject(row);
+    });
   }
 
   async findById(id: number): Promise<Project | undefined> {
@@ -118,6 +127,7 @@ export class ProjectStore {
       if (isUniqueViolation(error)) throw new PortcullisError('CONFLICT', `project ${JSON.stringify(input.name)} already exists`, { cause: error });
       throw error;
     }
+    this.generation.bump();
     return toProject(row);
   }
 
@@ -135,6 +145,7 @@ export class ProjectStore {
       })
       .where('id', '=', id)
       .execute();
+    this.generation.bump();
   }
 
   async delete(id: number): Promise<void> {
@@ -145,6 +156,7 @@ export class ProjectStore {
       await trx.deleteFrom('registry_robots').where('project_id', '=', id).execute();
       await trx.deleteFrom('registry_projects').where('id', '=', id).execute();
     });
+    this.generation.bump();
   }
 
   async list(filter: ProjectFilter): Promise<{ items: Project[]; total: number }> {

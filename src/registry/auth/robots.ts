@@ -1,6 +1,7 @@
 import type { Selectable } from 'kysely';
 import type { RepositoryAction } from '../access.js';
 import { PortcullisError } from '../../errors.js';
+import type { Generation } from './cache.js';
 import type { Clock } from './clock.js';
 import { hashPassword, randomSecret } from './password.js';
 import { isRepositoryAction } from './scope.js';
@@ -100,6 +101,7 @@ export class RobotStore {
   constructor(
     private readonly db: AuthDb,
     private readonly clock: Clock,
+    private readonly generation: Generation,
   ) {}
 
   private select() {
@@ -157,6 +159,7 @@ export class RobotStore {
       if (isUniqueViolation(error)) throw new PortcullisError('CONFLICT', `robot ${JSON.stringify(input.name)} already exists in project ${input.projectId}`, { cause: error });
       throw error;
     }
+    this.generation.bump();
     const robot = await this.get(row.id);
     if (!robot) throw new PortcullisError('INTERNAL', `robot ${row.id} vanished after creation`);
     return { robot, secret };
@@ -193,6 +196,7 @@ export class RobotStore {
       })
       .where('id', '=', id)
       .execute();
+    this.generation.bump();
   }
 
   /** Sets a new secret (the given one, or a generated one) and returns it. */
@@ -204,6 +208,7 @@ export class RobotStore {
       .where('id', '=', id)
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0) throw new PortcullisError('NOT_FOUND', `robot ${id} does not exist`);
+    this.generation.bump();
     return next;
   }
 
@@ -216,12 +221,14 @@ export class RobotStore {
       .where('expires_at', '!=', -1)
       .where('expires_at', '<', now)
       .executeTakeFirst();
+    if (Number(result.numDeletedRows) > 0) this.generation.bump();
     return Number(result.numDeletedRows);
   }
 
   async delete(id: number): Promise<void> {
     const result = await this.db.deleteFrom('registry_robots').where('id', '=', id).executeTakeFirst();
     if (Number(result.numDeletedRows) === 0) throw new PortcullisError('NOT_FOUND', `robot ${id} does not exist`);
+    this.generation.bump();
   }
 }
 

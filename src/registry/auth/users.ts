@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import { PortcullisError } from '../../errors.js';
+import type { Generation } from './cache.js';
 import type { Clock } from './clock.js';
 import { hashPassword } from './password.js';
 import { isUniqueViolation, type AuthDb, type UserTable } from './tables.js';
@@ -37,6 +38,7 @@ export class UserStore {
   constructor(
     private readonly db: AuthDb,
     private readonly clock: Clock,
+    private readonly generation: Generation,
   ) {}
 
   /** Undefined when there is no such user. */
@@ -80,6 +82,7 @@ export class UserStore {
       if (isUniqueViolation(error)) throw new PortcullisError('CONFLICT', `user ${JSON.stringify(user.username)} already exists`, { cause: error });
       throw error;
     }
+    this.generation.bump();
     return row;
   }
 
@@ -109,6 +112,7 @@ export class UserStore {
   async delete(id: number): Promise<void> {
     const result = await this.db.deleteFrom('registry_users').where('id', '=', id).executeTakeFirst();
     if (Number(result.numDeletedRows) === 0) throw new PortcullisError('NOT_FOUND', `user ${id} does not exist`);
+    this.generation.bump();
   }
 
   private async update(id: number, values: Partial<Omit<UserRow, 'id'>>): Promise<void> {
@@ -118,5 +122,6 @@ export class UserStore {
       .where('id', '=', id)
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0) throw new PortcullisError('NOT_FOUND', `user ${id} does not exist`);
+    this.generation.bump();
   }
 }
