@@ -267,7 +267,7 @@ describe('manifests: least privilege', () => {
         expect([...rule.verbs, ...rule.resources, ...rule.apiGroups], object.metadata.name).not.toContain('*');
         if (rule.resources.some((resource) => resource.endsWith('webhookconfigurations'))) {
           expect(rule.resourceNames?.length, object.metadata.name).toBe(1);
-          expect(rule.verbs.sort()).toEqual(['get', 'patch']);
+          expect(rule.verbs.sort()).toEqual(['get', 'patch', 'update']);
         }
       }
     }
