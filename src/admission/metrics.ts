@@ -14,7 +14,7 @@ function existing<T>(registry: Registry, name: string): T | undefined {
   return registry.getSingleMetric(name) as T | undefined;
 }
 
-export function admissionMetrics(registry: Registry): AdmissionMetrics {
+export function admissionMetrics(registry: Registry, onCollect?: () => void): AdmissionMetrics {
   return {
     requests:
       existing<Counter<'webhook' | 'decision'>>(registry, 'portcullis_admission_requests_total') ??
@@ -40,6 +40,7 @@ export function admissionMetrics(registry: Registry): AdmissionMetrics {
         help: 'Policy rule outcomes in admission, by policy and result (pass, fail, warn, skip, error).',
         labelNames: ['policy', 'result'],
         registers: [registry],
+        ...(onCollect ? { collect: onCollect } : {}),
       }),
   };
 }
@@ -52,10 +53,32 @@ export class AdmissionRecorder {
   readonly #metrics: AdmissionMetrics;
   readonly #requests = new Map<string, { inc(): void }>();
   readonly #durations = new Map<string, { observe(value: number): void }>();
-  readonly #results = new Map<string, { inc(value?: number): void }>();
+  /** policy → result → count, published into the counter when the registry is scraped. */
+  readonly #results = new Map<string, Map<string, number>>();
+  #published = new Map<string, number>();
 
-  constructor(metrics: AdmissionMetrics) {
+  readonly #eager: boolean;
+
+  /** `eager`: publish after every request (when no scrape hook could be installed). */
+  constructor(metrics: AdmissionMetrics, eager = false) {
     this.#metrics = metrics;
+    this.#eager = eager;
+  }
+
+  /**
+   * Moves the counts gathered since the last scrape into the prom-client counter. Counting in a
+   * plain map on the hot path and publishing per scrape is much cheaper than one labelled
+   * increment per result (a request has one result per policy, rule and image).
+   */
+  publish(): void {
+    for (const [policy, byResult] of this.#results) {
+      for (const [result, count] of byResult) {
+        const key = `${policy}\u0000${result}`;
+        const delta = count - (this.#published.get(key) ?? 0);
+        if (delta > 0) this.#metrics.policyResults.inc({ policy, result }, delta);
+        this.#published.set(key, count);
+      }
+    }
   }
 
   /** One answered (or rejected, `invalid`) request; `seconds` only for answered ones. */
@@ -76,17 +99,25 @@ export class AdmissionRecorder {
     histogram.observe(seconds);
   }
 
-  /** The results of one request, counted by policy and result. */
+  /** The results of one request, counted by policy and result (published by publish()). */
   results(results: readonly PolicyResult[]): void {
     for (const result of results) {
-      const key = `${result.policy}\u0000${result.status}`;
-      let counter = this.#results.get(key);
-      if (!counter) {
-        // Bounded by policies × 5 results; a policy set change adds at most its new names.
-        counter = this.#metrics.policyResults.labels({ policy: result.policy, result: result.status });
-        this.#results.set(key, counter);
+      let byResult = this.#results.get(result.policy);
+      if (!byResult) {
+        byResult = new Map();
+        this.#results.set(result.policy, byResult);
       }
-      counter.inc();
+      byResult.set(result.status, (byResult.get(result.status) ?? 0) + 1);
     }
+    if (this.#eager) this.publish();
   }
+}
+
+/** The admission metrics of `registry` and a recorder that publishes policy results on each scrape. */
+export function createAdmissionRecorder(registry: Registry): AdmissionRecorder {
+  const holder: { recorder?: AdmissionRecorder } = {};
+  const hooked = registry.getSingleMetric('portcullis_policy_results_total') === undefined;
+  const metrics = admissionMetrics(registry, () => holder.recorder?.publish());
+  holder.recorder = new AdmissionRecorder(metrics, !hooked);
+  return holder.recorder;
 }

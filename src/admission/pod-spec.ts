@@ -18,6 +18,11 @@ const POD_SPEC_PATHS: Readonly<Record<string, readonly string[]>> = {
   EphemeralContainers: [],
 };
 
+/** The pointers of each kind, computed once: `[specPointer, metadataPointer]`. */
+const POINTERS: ReadonlyMap<string, readonly [string, string | undefined]> = new Map(
+  Object.entries(POD_SPEC_PATHS).map(([kind, path]) => [kind, [pointer(...path), path.length > 0 ? pointer(...path.slice(0, -1), 'metadata') : undefined]] as const),
+);
+
 /** The kinds whose pod spec the webhooks evaluate. */
 export const WORKLOAD_KINDS = Object.keys(POD_SPEC_PATHS).filter((kind) => kind !== 'EphemeralContainers');
 
@@ -64,8 +69,9 @@ export function locatePodSpec(kind: string, object: unknown): PodSpecLocation | 
     value = value[token];
   }
   if (!isRecord(value)) return undefined;
-  const location: PodSpecLocation = { kind, specPointer: pointer(...path), spec: value };
-  if (path.length > 0) location.metadataPointer = pointer(...path.slice(0, -1), 'metadata');
+  const [specPointer, metadataPointer] = POINTERS.get(kind) ?? [pointer(...path), undefined];
+  const location: PodSpecLocation = { kind, specPointer, spec: value };
+  if (metadataPointer !== undefined) location.metadataPointer = metadataPointer;
   return location;
 }
 

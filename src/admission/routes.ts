@@ -4,7 +4,7 @@ import { PortcullisError, describeError } from '../errors.js';
 import { F } from '../log/fields.js';
 import { RequestDeadline, type Deadline } from './deadline.js';
 import type { DecisionRecord, DecisionSink } from './decision.js';
-import { AdmissionRecorder, type AdmissionMetrics } from './metrics.js';
+import type { AdmissionRecorder } from './metrics.js';
 import { mutateReview } from './mutate.js';
 import { decodeAdmissionReview, encodeAdmissionResponse, type AdmissionReviewRequest } from './review.js';
 import { validateReview, type Outcome, type PipelineDeps } from './validate.js';
@@ -15,7 +15,7 @@ export interface RoutesDeps {
   webhooks: WebhookSettings;
   /** Kept free for answering: verdict lookups get `timeoutSeconds * 1000 - deadlineMarginMs`. */
   deadlineMarginMs: number;
-  metrics: AdmissionMetrics;
+  metrics: AdmissionRecorder;
   decisions: DecisionSink;
 }
 
@@ -38,7 +38,7 @@ export function deadlineMs(timeoutSeconds: number, marginMs: number): number {
  * otherwise); the body limit is the server's (413).
  */
 export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
-  const recorder = new AdmissionRecorder(deps.metrics);
+  const recorder = deps.metrics;
   return async (app: FastifyInstance) => {
     // kube-apiserver always sends JSON; anything else (text/plain included) is refused with 415.
     app.removeContentTypeParser('text/plain');

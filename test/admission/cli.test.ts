@@ -27,7 +27,7 @@ async function cli(args: string[]) {
 
 describe('portcullis review as a real process', () => {
   it('exits 1 and names the Critical CVEs of a Deployment whose image has them (default policies)', async () => {
-    const result = await runCli(['review', '-f', deploy, '--report', `${IMG}=/work/shared/reference/trivy/golden/photon-30.json.golden`]);
+    const result = await runCli(['review', '-f', deploy, '--report', `${IMG}=${golden('photon-30')}`]);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('DENY   Deployment/web');
     expect(result.stdout).toContain('[deny-critical/vulnerabilities] registry.example.com/shop/web:1.0 (sha256:5ccb5186b75c): 2 Critical above the limit High');
@@ -35,7 +35,7 @@ describe('portcullis review as a real process', () => {
   }, 90_000);
 
   it('exits 0 for the same Deployment when the report has no findings', async () => {
-    const result = await runCli(['review', '-f', deploy, '--report', `${IMG}=/work/shared/reference/trivy/golden/alpine-39-skip.json.golden`]);
+    const result = await runCli(['review', '-f', deploy, '--report', `${IMG}=${golden('alpine-39-skip')}`]);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('ALLOW  Deployment/web');
   }, 90_000);

@@ -83,7 +83,16 @@ async function serve(): Promise<void> {
   });
   const baseline = await listen(bare, '127.0.0.1', 0);
 
+  let cpuMark = process.cpuUsage();
   process.on('message', (message) => {
+    if (message === 'cpu-start') {
+      cpuMark = process.cpuUsage();
+      process.send?.({ cpu: 0 });
+    }
+    if (message === 'cpu-stop') {
+      const used = process.cpuUsage(cpuMark);
+      process.send?.({ cpu: used.user + used.system });
+    }
     if (message === 'stop') {
       void Promise.all([app.close(), bare.close(), policies.close()]).then(() => {
         process.send?.({ recorded });
@@ -95,7 +104,9 @@ async function serve(): Promise<void> {
 }
 
 interface Measured {
-  requests: { average: number };
+  requests: { average: number; total: number };
+  /** Server CPU time (user + system) per answered request, µs: insensitive to other load on the machine. */
+  cpuPerRequest?: number;
   latency: { p50: number; p99: number };
   non2xx: number;
   errors: number;
@@ -106,16 +117,17 @@ function isMeasured(value: unknown): value is Measured {
   const record = value as Record<string, unknown>;
   const requests = record.requests as Record<string, unknown> | undefined;
   const latency = record.latency as Record<string, unknown> | undefined;
-  return typeof requests?.average === 'number' && typeof latency?.p50 === 'number' && typeof latency.p99 === 'number' && typeof record.non2xx === 'number';
+  return typeof requests?.average === 'number' && typeof requests.total === 'number' && typeof latency?.p50 === 'number' && typeof latency.p99 === 'number' && typeof record.non2xx === 'number';
 }
 
 /** Per figure, the median over the rounds. */
-function median(runs: readonly Measured[]): { rps: number; p50: number; p99: number } {
+function median(runs: readonly Measured[]): { rps: number; p50: number; p99: number; cpu: number } {
   const mid = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
   return {
     rps: mid(runs.map((run) => run.requests.average)),
     p50: mid(runs.map((run) => run.latency.p50)),
     p99: mid(runs.map((run) => run.latency.p99)),
+    cpu: mid(runs.map((run) => run.cpuPerRequest ?? 0)),
   };
 }
 
@@ -127,7 +139,22 @@ function loadAutocannon(): Autocannon {
   return loaded as Autocannon;
 }
 
-async function measure(autocannon: Autocannon, url: string, body: string, connections: number, duration: number): Promise<Measured> {
+/** Asks the server process for its CPU counter (`cpu-start` resets it, `cpu-stop` reads it). */
+function serverCpu(child: ChildProcess, message: 'cpu-start' | 'cpu-stop'): Promise<number> {
+  return new Promise((resolve) => {
+    const onMessage = (reply: unknown) => {
+      if (reply !== null && typeof reply === 'object' && 'cpu' in reply && typeof reply.cpu === 'number') {
+        child.off('message', onMessage);
+        resolve(reply.cpu);
+      }
+    };
+    child.on('message', onMessage);
+    child.send(message);
+  });
+}
+
+async function measure(autocannon: Autocannon, url: string, body: string, connections: number, duration: number, child?: ChildProcess): Promise<Measured> {
+  if (child) await serverCpu(child, 'cpu-start');
   const result = await autocannon({
     url,
     method: 'POST',
@@ -139,6 +166,7 @@ async function measure(autocannon: Autocannon, url: string, body: string, connec
   });
   if (!isMeasured(result)) throw new Error('autocannon returned an unexpected result');
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
+  if (child) result.cpuPerRequest = (await serverCpu(child, 'cpu-stop')) / Math.max(result.requests.total, 1);
   return result;
 }
 
@@ -169,8 +197,8 @@ async function main(): Promise<void> {
     const baseRuns: Measured[] = [];
     const ourRuns: Measured[] = [];
     for (let round = 0; round < rounds; round += 1) {
-      baseRuns.push(await measure(autocannon, baselineUrl, body, connections, duration));
-      ourRuns.push(await measure(autocannon, portcullisUrl, body, connections, duration));
+      baseRuns.push(await measure(autocannon, baselineUrl, body, connections, duration, child));
+      ourRuns.push(await measure(autocannon, portcullisUrl, body, connections, duration, child));
     }
     const base = median(baseRuns);
     const ours = median(ourRuns);
@@ -178,14 +206,14 @@ async function main(): Promise<void> {
     const tail = ours.p99 / Math.max(base.p99, 1);
     pass &&= throughput >= 0.8 && tail <= 2;
     rows.push(
-      `| ${connections} | ${base.rps.toFixed(0)} | ${base.p50} / ${base.p99} | ${ours.rps.toFixed(0)} | ${ours.p50} / ${ours.p99} | ${throughput.toFixed(2)}× | ${tail.toFixed(2)}× |`,
+      `| ${connections} | ${base.rps.toFixed(0)} | ${base.p50} / ${base.p99} | ${base.cpu.toFixed(0)} | ${ours.rps.toFixed(0)} | ${ours.p50} / ${ours.p99} | ${ours.cpu.toFixed(0)} | ${throughput.toFixed(2)}× | ${tail.toFixed(2)}× | ${(base.cpu / Math.max(ours.cpu, 1)).toFixed(2)}× |`,
     );
   }
   const stopped = new Promise<{ recorded?: number }>((resolve) => child.once('message', (message) => resolve(message as { recorded?: number })));
   child.send('stop');
   const { recorded } = await stopped;
-  console.log('| connections | bare req/s | bare p50 / p99 ms | validate req/s | validate p50 / p99 ms | throughput ratio | p99 ratio |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| connections | bare req/s | bare p50 / p99 ms | bare CPU µs/req | validate req/s | validate p50 / p99 ms | validate CPU µs/req | throughput ratio | p99 ratio | CPU-bound throughput ratio |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const row of rows) console.log(row);
   console.log(`decisions recorded: ${recorded ?? 0}`);
   console.log(pass ? 'targets met (≥ 0.8× throughput, p99 ≤ 2×)' : 'TARGETS MISSED (≥ 0.8× throughput, p99 ≤ 2×)');
