@@ -26,6 +26,9 @@ import { describeState, TrivyStatus, type TrivyState } from './trivy-status.js';
  * the webhook's verdict lookups and the Harbor scanner-adapter API (src/scanner/routes.ts).
  */
 
+/** A failed digest is scanned again when its verdict is asked for this long after the failure. */
+export const RETRY_FAILED_AFTER_MS = 3600_000;
+
 export const TRIVY_SCANNER: Omit<HarborScanner, 'version'> = { name: 'Trivy', vendor: 'Aqua Security' };
 
 export interface ScannerDeps {
@@ -360,7 +363,13 @@ export class Scanner implements ScanPort {
     }
     if (latest?.status === 'queued') return { state: 'pending', digest, reason: latest.attempts > 0 ? `scan waiting to retry: ${latest.error ?? ''}`.trim() : 'scan queued' };
     if (latest?.status === 'running') return { state: 'pending', digest, reason: `scan running since ${latest.startedAt ?? 'now'}` };
-    if (latest?.status === 'failed') return { state: 'failed', digest, reason: `scan failed: ${latest.error ?? 'unknown error'}` };
+    if (latest?.status === 'failed') {
+      // A failure is final for its job, not forever: an hour later (registry outage over, robot
+      // fixed) a verdict request tries again. Within the hour, admission does not hammer Trivy.
+      const failedAt = Date.parse(latest.finishedAt ?? latest.createdAt);
+      if (this.#clock.now().getTime() - failedAt >= RETRY_FAILED_AFTER_MS) await queue('rescan');
+      return { state: 'failed', digest, reason: `scan failed: ${latest.error ?? 'unknown error'}` };
+    }
     await queue('verdict');
     return { state: 'unscanned', digest, reason: request.triggerScan ? 'never scanned; a scan was queued' : 'never scanned' };
   }

@@ -157,14 +157,24 @@ describe('the scanner with the Trivy stand-in against a registry with basic auth
     });
   });
 
-  it('fails without retrying when the registry refuses the robot credential', async () => {
-    const scanner = await harness({ credentials: wrongCredentials });
+  it('fails without retrying when the registry refuses the robot credential, and tries again when asked an hour later', async () => {
+    const clock = manualClock(new Date());
+    const scanner = await harness({ credentials: wrongCredentials, clock });
     await scanner.scanPort.requestScan({ repository: 'team/debian', digest: images.debian!.digest, mediaType: MANIFEST });
     const job = await scanner.scanner.store.latestJob(images.debian!.digest);
     const settled = await scanner.scanner.queue.settled(job!.id);
     expect(settled.status).toBe('failed');
     expect(settled.attempts).toBe(1);
     expect(settled.error).toContain('UNAUTHORIZED');
+    const ask = () => scanner.scanner.verdict({ repository: 'team/debian', digest: images.debian!.digest, triggerScan: true });
+    expect(await ask()).toMatchObject({ state: 'failed', reason: expect.stringContaining('UNAUTHORIZED') });
+    expect((await scanner.scanner.store.latestJob(images.debian!.digest))?.id).toBe(job!.id);
+    clock.advance(60 * 60_000);
+    expect((await ask()).state).toBe('failed');
+    const retry = await scanner.scanner.store.latestJob(images.debian!.digest);
+    expect(retry?.id).not.toBe(job!.id);
+    expect(retry?.trigger).toBe('rescan');
+    await scanner.scanner.queue.settled(retry!.id);
   });
 
   it('is not ready without a database, says why everywhere, and scans once the database appears', async () => {
