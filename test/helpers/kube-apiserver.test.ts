@@ -63,6 +63,18 @@ describe('the kube-apiserver stand-in', () => {
     expect(kube.objects.get('secrets', 'p', 'ns')?.data).toEqual({ other: 'eA==' });
   });
 
+  it('checks but stores nothing for ?dryRun=All', async () => {
+    const revision = kube.objects.get('secrets', 'p', 'ns')?.metadata?.resourceVersion;
+    const dry = await call('PATCH', `${secrets}/p?dryRun=All`, { data: { dry: 'eA==' } }, 'application/merge-patch+json');
+    expect(dry.status).toBe(200);
+    expect(dry.body.data).toMatchObject({ dry: 'eA==' });
+    expect((await call('POST', `${secrets}?dryRun=All`, { metadata: { name: 'p' } })).status).toBe(409);
+    expect((await call('POST', `${secrets}?dryRun=All`, { metadata: { name: 'never' } })).status).toBe(201);
+    expect((await call('DELETE', `${secrets}/p?dryRun=All`)).status).toBe(200);
+    expect(kube.objects.get('secrets', 'never', 'ns')).toBeUndefined();
+    expect(kube.objects.get('secrets', 'p', 'ns')?.metadata?.resourceVersion).toBe(revision);
+  });
+
   it('stamps Namespaces with the kubernetes.io/metadata.name label the webhooks select on', async () => {
     const created = await call('POST', '/api/v1/namespaces', { metadata: { name: 'team-a' } });
     expect(created.body.metadata).toMatchObject({ labels: { 'kubernetes.io/metadata.name': 'team-a' } });

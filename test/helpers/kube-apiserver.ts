@@ -55,6 +55,7 @@ export type { RecordedRequest, RequestMatcher, Verb } from './kube-rest.js';
  *   `resourceVersion` (410 `Expired` when older than `compact()`), `labelSelector`, `fieldSelector`,
  *   `timeoutSeconds`;
  * - lists honour `labelSelector` and `fieldSelector` and carry the list resourceVersion;
+ * - `?dryRun=All` on writes: checked, answered, not stored;
  * - bearer-token authentication (401 without the token).
  *
  * Test hooks: `objects` (read and seed the store directly; seeding emits watch events),
@@ -149,9 +150,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     return { kind: `${parsed.type.kind}List`, apiVersion: apiVersionOf(parsed.type), metadata: { resourceVersion: String(store.revision) }, items };
   }
 
-  function handleWrite(parsed: ParsedPath, verb: Verb, body: string, contentType: string): { code: number; body: unknown } {
+  function handleWrite(parsed: ParsedPath, verb: Verb, body: string, contentType: string, dryRun: boolean): { code: number; body: unknown } {
     checkNamespace(parsed);
     const type = parsed.type;
+    // `?dryRun=All`: every check runs, nothing is stored, no resourceVersion moves.
+    const persist = (object: KubeObject, event: 'ADDED' | 'MODIFIED'): KubeObject =>
+      dryRun ? { ...object, apiVersion: apiVersionOf(type), kind: type.kind } : store.write(type, object, event);
     if (verb === 'create') {
       const object = parseBody(body);
       if (!isObject(object)) throw new HttpFailure(400, 'BadRequest', 'the body must be an object');
@@ -169,13 +173,13 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         });
       }
       delete metadata.resourceVersion;
-      return { code: 201, body: store.write(type, decorateForStore(parsed, object), 'ADDED') };
+      return { code: 201, body: persist(decorateForStore(parsed, object), 'ADDED') };
     }
     const name = parsed.name ?? '';
     const existing = store.get(type, parsed.namespace, name);
     if (verb === 'delete') {
       if (!existing) throw notFound(type, name);
-      store.remove(type, parsed.namespace, name);
+      if (!dryRun) store.remove(type, parsed.namespace, name);
       return {
         code: 200,
         body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: type.group, kind: type.plural, uid: existing.metadata?.uid } },
@@ -203,7 +207,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const sent = updated.metadata?.resourceVersion;
     if (sent !== undefined && sent !== '' && sent !== existing.metadata?.resourceVersion) throw conflict(type, name);
     (updated.metadata ??= {}).name = name;
-    return { code: 200, body: store.write(type, decorateForStore(parsed, updated), 'MODIFIED') };
+    return { code: 200, body: persist(decorateForStore(parsed, updated), 'MODIFIED') };
   }
 
   function startWatch(parsed: ParsedPath, query: Record<string, string>, response: ServerResponse): void {
@@ -285,7 +289,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       }
       if (verb === 'watch') return startWatch(parsed, query, response);
       if (verb === 'get' || verb === 'list') return reply(200, handleRead(parsed, verb, query));
-      const result = handleWrite(parsed, verb, body, request.headers['content-type'] ?? '');
+      const result = handleWrite(parsed, verb, body, request.headers['content-type'] ?? '', query.dryRun === 'All');
       return reply(result.code, result.body);
     } catch (error) {
       if (error instanceof HttpFailure) return reply(error.code, statusBody(error.code, error.reason, error.message, error.details));
