@@ -282,3 +282,36 @@ describe('manifests: least privilege', () => {
     }
   });
 });
+
+describe('container images (Dockerfile, Dockerfile.scanner)', () => {
+  const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+  const scanner = readFileSync(join(repoRoot, 'Dockerfile.scanner'), 'utf8');
+  const ignore = readFileSync(join(repoRoot, '.dockerignore'), 'utf8').split('\n').map((line) => line.trim());
+  const instructions = (text: string) => text.split('\n').filter((line) => /^[A-Z]+\s/.test(line));
+
+  it('builds in two stages on Node 22 LTS and ships production dependencies only', () => {
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:22[-\w.]*$/m);
+    expect(instructions(dockerfile).filter((line) => line.startsWith('FROM '))).toEqual(['FROM ${NODE_IMAGE} AS build', 'FROM ${NODE_IMAGE} AS runtime']);
+    expect(dockerfile).toContain('npm prune --omit=dev');
+    const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
+    // Only compiled output, production node_modules and the shipped files reach the runtime stage.
+    expect(runtime).not.toMatch(/COPY[^\n]*\bsrc\b/);
+    expect(runtime).toContain('COPY --from=build /app/dist ./dist');
+  });
+
+  it('runs as a fixed non-root uid matching the manifests', () => {
+    const users = instructions(dockerfile).filter((line) => line.startsWith('USER '));
+    expect(users.at(-1)).toBe('USER 10001:10001');
+    for (const { object } of byKind('Deployment')) expect(at(object, ['spec', 'template', 'spec', 'securityContext', 'runAsUser'])).toBe(10001);
+  });
+
+  it('adds Trivy in the scanner variant and points the scanner at it', () => {
+    expect(scanner).toMatch(/COPY --from=trivy \/usr\/local\/bin\/trivy \/usr\/local\/bin\/trivy/);
+    expect(scanner).toContain('PORTCULLIS_SCANNER_TRIVY_PATH=/usr/local/bin/trivy');
+    expect(instructions(scanner).filter((line) => line.startsWith('USER ')).at(-1)).toBe('USER 10001:10001');
+  });
+
+  it('keeps state, dependencies and secrets out of the build context', () => {
+    for (const entry of ['.git', 'node_modules', 'dist', '.portcullis', '*.key', '*.pem']) expect(ignore).toContain(entry);
+  });
+});
