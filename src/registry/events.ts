@@ -3,7 +3,12 @@ import type { Logger } from '../log/logger.js';
 import { F } from '../log/fields.js';
 import type { RegistryTables } from './metadata/schema.js';
 
-export type RegistryEventType = 'artifact.pushed' | 'artifact.deleted' | 'tag.changed' | 'tag.deleted';
+export const REGISTRY_EVENT_TYPES = ['artifact.pushed', 'artifact.deleted', 'tag.changed', 'tag.deleted'] as const;
+export type RegistryEventType = (typeof REGISTRY_EVENT_TYPES)[number];
+
+function isEventType(value: string): value is RegistryEventType {
+  return (REGISTRY_EVENT_TYPES as readonly string[]).includes(value);
+}
 
 /**
  * Something that happened to an artifact. Enough to decide what to do without a lookup: the
@@ -86,8 +91,9 @@ export class RegistryEvents {
   /** The most recent recorded events, newest first. */
   async recent(limit = 100): Promise<RegistryEvent[]> {
     const rows = await this.#db.selectFrom('registry_events').selectAll().orderBy('id', 'desc').limit(limit).execute();
-    return rows.map((row) => ({
-      type: row.type as RegistryEventType,
+    // Rows of a type this version does not know (written by a newer one) are skipped.
+    return rows.flatMap(({ type, ...row }) => (isEventType(type) ? [{ ...row, type }] : [])).map((row) => ({
+      type: row.type,
       repository: row.repository,
       digest: row.digest,
       mediaType: row.media_type,

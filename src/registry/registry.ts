@@ -7,7 +7,7 @@ import type { Readiness } from '../http/readiness.js';
 import type { Logger } from '../log/logger.js';
 import { F } from '../log/fields.js';
 import type { AccessController } from './access.js';
-import { RegistryEvents } from './events.js';
+import { REGISTRY_EVENT_TYPES, RegistryEvents } from './events.js';
 import { useHarborErrors } from './harbor/errors.js';
 import { harborArtifactRoutes } from './harbor/artifacts.js';
 import { harborRepositoryRoutes } from './harbor/repositories.js';
@@ -56,9 +56,6 @@ export interface RegistryRole {
   close(): Promise<void>;
 }
 
-/** Event types that have a counter. */
-const EVENT_TYPES = ['artifact.pushed', 'artifact.deleted', 'tag.changed', 'tag.deleted'] as const;
-
 /**
  * Assembles the registry role: the OCI Distribution API (`/v2`), the Harbor repositories and
  * artifacts API (`/api/v2.0`), and the identity plugin when given. Nothing touches the disk or the
@@ -79,7 +76,7 @@ export function createRegistry(deps: RegistryDeps): RegistryRole {
     labelNames: ['type'],
     registers: [deps.metrics],
   });
-  for (const type of EVENT_TYPES) eventCounter.inc({ type }, 0);
+  for (const type of REGISTRY_EVENT_TYPES) eventCounter.inc({ type }, 0);
   events.subscribe((event) => eventCounter.inc({ type: event.type }));
 
   const routes: FastifyPluginAsync = async (app: FastifyInstance) => {
