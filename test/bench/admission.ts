@@ -18,7 +18,7 @@ import { readWebhookSettings } from '../../src/admission/webhook-config.js';
 import { defaultConfig } from '../../src/config/schema.js';
 import { createMetricsRegistry } from '../../src/http/metrics.js';
 import { Readiness } from '../../src/http/readiness.js';
-import { listen } from '../../src/http/server.js';
+import { buildServer, listen } from '../../src/http/server.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createPolicyStore } from '../../src/policy/store.js';
 import { StaticVerdictSource } from '../../src/verdicts/static-source.js';
@@ -83,6 +83,15 @@ async function serve(): Promise<void> {
   });
   const baseline = await listen(bare, '127.0.0.1', 0);
 
+  // For reading the gap: the project's shared HTTP layer (request ids, per-request logger, error
+  // handler, health routes) with the same echo handler, without the admission pipeline.
+  const shared = buildServer({ logger, tls, bodyLimit: config.bodyLimitBytes });
+  shared.post('/validate', async (request) => {
+    const body = request.body as { apiVersion?: string; request?: { uid?: string } };
+    return { apiVersion: body.apiVersion, kind: 'AdmissionReview', response: { uid: body.request?.uid, allowed: true } };
+  });
+  const foundation = await listen(shared, '127.0.0.1', 0);
+
   let cpuMark = process.cpuUsage();
   process.on('message', (message) => {
     if (message === 'cpu-start') {
@@ -94,13 +103,13 @@ async function serve(): Promise<void> {
       process.send?.({ cpu: used.user + used.system });
     }
     if (message === 'stop') {
-      void Promise.all([app.close(), bare.close(), policies.close()]).then(() => {
+      void Promise.all([app.close(), bare.close(), shared.close(), policies.close()]).then(() => {
         process.send?.({ recorded });
         process.exit(0);
       });
     }
   });
-  process.send?.({ portcullis: portcullis.port, baseline: baseline.port, validatePath: admission.webhooks.validate.path });
+  process.send?.({ portcullis: portcullis.port, baseline: baseline.port, foundation: foundation.port, validatePath: admission.webhooks.validate.path });
 }
 
 interface Measured {
@@ -178,30 +187,39 @@ async function main(): Promise<void> {
   const duration = option('--duration', 5);
   const rounds = option('--rounds', 3);
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const ports = await new Promise<{ portcullis: number; baseline: number; validatePath: string }>((resolve, reject) => {
-    child.once('message', (message) => resolve(message as { portcullis: number; baseline: number; validatePath: string }));
+  const ports = await new Promise<{ portcullis: number; baseline: number; foundation: number; validatePath: string }>((resolve, reject) => {
+    child.once('message', (message) => resolve(message as { portcullis: number; baseline: number; foundation: number; validatePath: string }));
     child.once('exit', (code) => reject(new Error(`server process exited with ${code}`)));
   });
   const autocannon = loadAutocannon();
   const body = payload();
   const portcullisUrl = `https://127.0.0.1:${ports.portcullis}${ports.validatePath}`;
   const baselineUrl = `https://127.0.0.1:${ports.baseline}/validate`;
+  const foundationUrl = `https://127.0.0.1:${ports.foundation}/validate`;
   console.log(`payload ${Buffer.byteLength(body)} bytes, ${duration} s per measurement, median of ${rounds} alternating rounds, Node ${process.version}`);
   // Warm-up: JIT, TLS sessions, and the verdict cache (the first request looks every image up).
   await measure(autocannon, portcullisUrl, body, 10, 2);
   await measure(autocannon, baselineUrl, body, 10, 2);
+  await measure(autocannon, foundationUrl, body, 10, 2);
 
   const rows: string[] = [];
+  const notes: string[] = [];
   let pass = true;
   for (const connections of [10, 50]) {
     const baseRuns: Measured[] = [];
     const ourRuns: Measured[] = [];
+    const foundationRuns: Measured[] = [];
     for (let round = 0; round < rounds; round += 1) {
       baseRuns.push(await measure(autocannon, baselineUrl, body, connections, duration, child));
       ourRuns.push(await measure(autocannon, portcullisUrl, body, connections, duration, child));
+      foundationRuns.push(await measure(autocannon, foundationUrl, body, connections, duration, child));
     }
     const base = median(baseRuns);
     const ours = median(ourRuns);
+    const layer = median(foundationRuns);
+    notes.push(
+      `${connections} connections: shared HTTP layer + echo ${layer.rps.toFixed(0)} req/s, p50 / p99 ${layer.p50} / ${layer.p99} ms, ${layer.cpu.toFixed(0)} CPU µs/req (${(layer.rps / base.rps).toFixed(2)}× bare)`,
+    );
     const throughput = ours.rps / base.rps;
     const tail = ours.p99 / Math.max(base.p99, 1);
     pass &&= throughput >= 0.8 && tail <= 2;
@@ -215,6 +233,7 @@ async function main(): Promise<void> {
   console.log('| connections | bare req/s | bare p50 / p99 ms | bare CPU µs/req | validate req/s | validate p50 / p99 ms | validate CPU µs/req | throughput ratio | p99 ratio | CPU-bound throughput ratio |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const row of rows) console.log(row);
+  for (const note of notes) console.log(note);
   console.log(`decisions recorded: ${recorded ?? 0}`);
   console.log(pass ? 'targets met (≥ 0.8× throughput, p99 ≤ 2×)' : 'TARGETS MISSED (≥ 0.8× throughput, p99 ≤ 2×)');
   process.exitCode = pass ? 0 : 1;
