@@ -10,10 +10,7 @@ import { createMetricsRegistry } from '../../src/http/metrics.js';
 import { buildServer, listen, type HttpServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { createAccessControl } from '../../src/registry/auth/access-control.js';
-import { systemClock } from '../../src/registry/auth/clock.js';
 import { registryAuthMigrations } from '../../src/registry/auth/migrations.js';
-import { authDb } from '../../src/registry/auth/tables.js';
-import { UserStore } from '../../src/registry/auth/users.js';
 import { main } from '../../src/cli/main.js';
 import { runCli } from '../helpers/cli.js';
 import { testTls, trustingAgent } from '../helpers/tls.js';
@@ -22,6 +19,7 @@ import { decision, DIGEST_A } from './decisions.js';
 import { ManualClock } from './manual-clock.js';
 
 const TOKEN = 'machine-token-0123456789';
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 const PASSWORDS = { admin: 'admin-password-1', auditor: 'auditor-password-1', dev: 'developer-password-1' };
 
 let dir: ReturnType<typeof tempDir>;
@@ -39,13 +37,14 @@ beforeAll(async () => {
   const db: Kysely<unknown> = opened.db;
   await migrate(db, [...registryAuthMigrations, ...auditMigrations]);
   const config = defaultConfig(dir.path);
-  const access = createAccessControl({ config: config.registry, logger: silentLogger(), db, dataDir: dir.path, sleep: async () => undefined });
+  const access = createAccessControl({
+    config: { ...config.registry, adminPassword: PASSWORDS.admin },
+    logger: silentLogger(),
+    db,
+    dataDir: dir.path,
+    sleep: async () => undefined,
+  });
   await access.bootstrap();
-  const users = new UserStore(authDb(db), systemClock);
-  await users.create({ username: 'root', password: PASSWORDS.admin, sysadmin: true });
-  await users.create({ username: 'auditor', password: PASSWORDS.auditor, auditor: true });
-  await users.create({ username: 'dev', password: PASSWORDS.dev });
-
   const metrics = createMetricsRegistry({ defaultMetrics: false });
   audit = createAudit({
     config: { ...config.audit, apiToken: TOKEN },
@@ -57,12 +56,25 @@ beforeAll(async () => {
   });
   const tls = testTls();
   app = buildServer({ logger: silentLogger(), tls: tls.serving, metrics });
+  // As on the registry's address: the identity API beside the audit API.
+  await app.register(access.routes);
   await app.register(audit.routes);
   const { port } = await listen(app, '127.0.0.1', 0);
   url = `https://127.0.0.1:${port}`;
   caFile = `${dir.path}/ca.crt`;
   writeFileSync(caFile, tls.ca.cert);
   audit.start();
+  // Users and roles made through the registry's Harbor-compatible API, as an operator would.
+  const admin = basic('admin', PASSWORDS.admin);
+  for (const [username, role] of [['root', 'sysadmin'], ['auditor', 'auditor'], ['dev', undefined]] as const) {
+    const created = await app.inject({ method: 'POST', url: '/api/v2.0/users', headers: { authorization: admin }, payload: { username, password: PASSWORDS[username === 'root' ? 'admin' : username], email: `${username}@example.com`, realname: username } });
+    expect(created.statusCode).toBe(201);
+    const id = created.headers.location?.toString().split('/').pop();
+    if (role) {
+      const flag = await app.inject({ method: 'PUT', url: `/api/v2.0/users/${id}/${role}`, headers: { authorization: admin }, payload: { [`${role}_flag`]: true } });
+      expect(flag.statusCode).toBe(200);
+    }
+  }
   close = async () => {
     await app.close();
     await audit.close();
@@ -91,7 +103,6 @@ async function get(path: string, authorization?: string) {
   return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
 }
 
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 describe('audit API over HTTPS', () => {
   it.each([
@@ -202,7 +213,8 @@ describe('portcullis audit commands against the API', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('Decisions: 3 (allowed 1, denied 2, dry run 1)');
     expect(result.stdout).toMatch(/registry\.example\.com\/team\/web:1\.2\s+2\s+CVE-2021-3711/);
-  });
+    // A child process compiling TypeScript on a loaded two-core machine: allow it time.
+  }, 90_000);
 
   it.each([
     ['a user without the auditor role exits 2 naming the 403', ['audit', 'query', '--username', 'dev', '--password', PASSWORDS.dev], 'HTTP 403 FORBIDDEN'],
