@@ -115,7 +115,8 @@ async function startDistribution(work: string): Promise<Target> {
       '',
     ].join('\n'),
   );
-  const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // Its 404 answers to skopeo's blob probes are logged as errors: noise here, so stderr is dropped.
+  const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'ignore'] });
   const host = `127.0.0.1:${port}`;
   await waitForV2(host, child);
   return { name: 'distribution', host, child, repository: 'bench/big' };

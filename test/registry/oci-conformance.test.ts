@@ -222,6 +222,22 @@ describe('manifests', () => {
     expect(recorded.some((event) => event.type === 'artifact.pushed' && event.digest === image.digest)).toBe(true);
   });
 
+  it('emits tag.changed when a tag moves, and nothing when the same manifest is pushed again', async () => {
+    const first = await pushImage(registry, 'library/moving', 'v1', { seed: 'one' });
+    const second = await pushImage(registry, 'library/moving', 'v2', { seed: 'two' });
+    const again = await registry.call('/v2/library/moving/manifests/v1', { method: 'PUT', body: first.manifest, headers: { 'content-type': OCI_MANIFEST } });
+    expect(again.status).toBe(201);
+    const moved = await registry.call('/v2/library/moving/manifests/v1', { method: 'PUT', body: second.manifest, headers: { 'content-type': OCI_MANIFEST } });
+    expect(moved.status).toBe(201);
+    await registry.role.events.settle();
+    const seen = events.filter((event) => event.repository === 'library/moving').map((event) => [event.type, event.tag, event.digest, event.previousDigest]);
+    expect(seen).toEqual([
+      ['artifact.pushed', 'v1', first.digest, undefined],
+      ['artifact.pushed', 'v2', second.digest, undefined],
+      ['tag.changed', 'v1', second.digest, first.digest],
+    ]);
+  });
+
   it.each([
     ['invalid JSON', '{"schemaVersion":', OCI_MANIFEST, 400, 'MANIFEST_INVALID'],
     ['an unknown media type', JSON.stringify({ schemaVersion: 2, config: {}, layers: [] }), 'application/vnd.example.unknown+json', 400, 'MANIFEST_INVALID'],

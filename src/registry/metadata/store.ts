@@ -249,10 +249,10 @@ export class RegistryMetadata {
 
   /**
    * Stores a manifest (idempotent for the same digest) with its references and, when given, points
-   * `tag` at it. Returns the row and the digest the tag pointed to before (undefined when the tag is
-   * new or unchanged).
+   * `tag` at it. Returns the row, whether it is new, whether the tag was created or moved, and the
+   * digest the tag pointed to before when it moved.
    */
-  async putManifest(manifest: NewManifest): Promise<{ row: ManifestRow; previousTagDigest?: string; created: boolean }> {
+  async putManifest(manifest: NewManifest): Promise<{ row: ManifestRow; created: boolean; tagChanged: boolean; previousTagDigest?: string }> {
     const now = this.#timestamp();
     return this.#db.transaction().execute(async (trx) => {
       const repositoryId = await this.#ensureRepository(trx, manifest.repository, manifest.project, now);
@@ -296,9 +296,9 @@ export class RegistryMetadata {
       }
       const row = toManifest(existing);
       await trx.updateTable('registry_repositories').set({ updated_at: now }).where('id', '=', repositoryId).execute();
-      if (manifest.tag === undefined) return { row, created };
-      const previous = await this.#setTag(trx, repositoryId, manifest.tag, row.id, now);
-      return { row, created, ...(previous !== undefined ? { previousTagDigest: previous } : {}) };
+      if (manifest.tag === undefined) return { row, created, tagChanged: false };
+      const tag = await this.#setTag(trx, repositoryId, manifest.tag, row.id, now);
+      return { row, created, tagChanged: tag.changed, ...(tag.previous !== undefined ? { previousTagDigest: tag.previous } : {}) };
     });
   }
 
@@ -309,8 +309,8 @@ export class RegistryMetadata {
     return inserted.id;
   }
 
-  /** Points `tag` at `manifestId`; returns the digest it pointed to before when that differs. */
-  async #setTag(trx: Executor, repositoryId: number, tag: string, manifestId: number, now: string): Promise<string | undefined> {
+  /** Points `tag` at `manifestId`: whether anything changed, and the digest it pointed to before when it moved. */
+  async #setTag(trx: Executor, repositoryId: number, tag: string, manifestId: number, now: string): Promise<{ changed: boolean; previous?: string }> {
     const current = await trx
       .selectFrom('registry_tags as t')
       .innerJoin('registry_manifests as m', 'm.id', 't.manifest_id')
@@ -318,17 +318,17 @@ export class RegistryMetadata {
       .where('t.repository_id', '=', repositoryId)
       .where('t.name', '=', tag)
       .executeTakeFirst();
-    if (current && current.manifest_id === manifestId) return undefined;
+    if (current && current.manifest_id === manifestId) return { changed: false };
     if (current) {
       await trx.updateTable('registry_tags').set({ manifest_id: manifestId, pushed_at: now }).where('id', '=', current.id).execute();
-      return current.digest;
+      return { changed: true, previous: current.digest };
     }
     await trx.insertInto('registry_tags').values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, pushed_at: now }).execute();
-    return undefined;
+    return { changed: true };
   }
 
   /** Points `tag` of `repository` at the manifest `digest` (Harbor's "add tag"); see #setTag. */
-  async tagManifest(repository: string, tag: string, digest: string): Promise<{ previousDigest?: string } | undefined> {
+  async tagManifest(repository: string, tag: string, digest: string): Promise<{ changed: boolean; previousDigest?: string } | undefined> {
     const now = this.#timestamp();
     return this.#db.transaction().execute(async (trx) => {
       const manifest = await trx
@@ -339,8 +339,8 @@ export class RegistryMetadata {
         .where('m.digest', '=', digest)
         .executeTakeFirst();
       if (!manifest) return undefined;
-      const previous = await this.#setTag(trx, manifest.repository_id, tag, manifest.id, now);
-      return previous === undefined ? {} : { previousDigest: previous };
+      const result = await this.#setTag(trx, manifest.repository_id, tag, manifest.id, now);
+      return { changed: result.changed, ...(result.previous !== undefined ? { previousDigest: result.previous } : {}) };
     });
   }
 

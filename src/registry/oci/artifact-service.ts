@@ -89,7 +89,8 @@ export class ArtifactService {
       occurredAt: this.#now(),
     };
     if (result.created) await this.#events.emit({ ...base, type: 'artifact.pushed', ...(tag !== undefined ? { tag } : {}) });
-    if (tag !== undefined && (result.previousTagDigest !== undefined || !result.created)) {
+    // A new manifest's tag is part of its push event; a tag created on or moved to a stored one is its own event.
+    if (tag !== undefined && result.tagChanged && (!result.created || result.previousTagDigest !== undefined)) {
       await this.#events.emit({ ...base, type: 'tag.changed', tag, ...(result.previousTagDigest ? { previousDigest: result.previousTagDigest } : {}) });
     }
     return { digest, parsed };
@@ -179,6 +180,7 @@ export class ArtifactService {
   async addTag(repository: string, tag: string, row: ManifestRow, actor: string | undefined): Promise<void> {
     const result = await this.#metadata.tagManifest(repository, tag, row.digest);
     if (!result) throw manifestUnknown(repository, row.digest);
+    if (!result.changed) return;
     await this.#events.emit({
       type: 'tag.changed',
       repository,
