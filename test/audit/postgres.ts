@@ -66,8 +66,9 @@ export async function startPostgres(): Promise<PostgresCluster> {
     },
     async stop() {
       await admin.end();
-      const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
-      server.kill('SIGINT');
+      const exited = new Promise<void>((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', () => resolve())));
+      // runuser does not pass signals on: stop the server itself (fast shutdown).
+      spawnSync('runuser', ['-u', 'postgres', '--', `${BIN}/pg_ctl`, 'stop', '-D', data, '-m', 'fast', '-w'], { encoding: 'utf8' });
       await exited;
       dir.remove();
     },
