@@ -145,7 +145,18 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
   const roles = deps.roles ?? ROLES;
   const runs = (role: Role) => roles.includes(role);
   const closers: Closer[] = [];
+  // While stopping, every response closes its connection: a keep-alive connection (kube-apiserver
+  // keeps them) that turns idle after `close()` began would otherwise hold the server open until
+  // its keep-alive timeout.
+  let stopping = false;
+  const closeConnectionsWhenStopping = (app: HttpServer) => {
+    app.addHook('onSend', async (_request, reply, payload) => {
+      if (stopping) void reply.header('connection', 'close');
+      return payload;
+    });
+  };
   const closeAll = async () => {
+    stopping = true;
     while (closers.length > 0) {
       const closer = closers.pop() as Closer;
       try {
@@ -194,6 +205,7 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
     subsystems.push('certs');
 
     const listenOn = async (role: Role, server: HttpServer, address: string, close: () => Promise<void>) => {
+      closeConnectionsWhenStopping(server);
       const { host, port } = parseHostPort(address);
       const bound = await listen(server, host, port);
       const scheme = role === 'registry' && !config.registry.tls.enabled ? 'http' : 'https';

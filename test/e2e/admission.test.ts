@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
+import SqliteDatabase from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -159,8 +160,36 @@ describe('end to end: kube-apiserver admission chain → Portcullis webhooks', (
     expect(result.calls.map((call) => call.outcome)).toEqual(['skipped', 'skipped']);
   });
 
+  it('shuts down gracefully: an admission request in flight is answered, and its decision reaches the audit log', { timeout: 60_000 }, async () => {
+    // The verdict source stops answering, so the request stays in flight until its deadline.
+    world.harbor.hang = true;
+    const seen = world.harbor.requests;
+    // An image not looked up before, so that the verdict cache cannot answer.
+    const inFlight = world.chain.admit({ object: deployment(`${world.harbor.host}/library/fresh:2.0`, 'team-a', 'inflight') });
+    const giveUp = Date.now() + 20_000;
+    while (world.harbor.requests === seen) {
+      if (Date.now() > giveUp) throw new Error('the webhook never asked the verdict source');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await world.suite.close();
+    world.harbor.hang = false;
+    const result = await inFlight;
+    // Answered by the webhook (the policy's choice for `unavailable` is a warning), not failed.
+    expect(result.calls.map((call) => call.outcome)).not.toContain('failed-closed');
+    expect(result.allowed).toBe(true);
+    expect(result.warnings.join('\n')).toMatch(/unavailable|not available|could not|deadline/i);
+    const database = new SqliteDatabase(join(world.data.path, 'portcullis.db'), { readonly: true });
+    try {
+      const row = database.prepare("select count(*) as n from audit_decisions where name = 'inflight' and webhook = 'validate'").get() as { n: number };
+      expect(row.n).toBe(1);
+    } finally {
+      database.close();
+    }
+  });
+
   describe('with the webhook down', () => {
     beforeAll(async () => {
+      // Idempotent: the graceful shutdown above already closed it.
       await world.suite.close();
     });
 
