@@ -36,9 +36,11 @@ async function createDecisions(db: Kysely<unknown>): Promise<void> {
     .addColumn('patch', 'text', (column) => column.notNull())
     .execute();
   const index = (name: string, columns: string[]) => db.schema.createIndex(name).on('audit_decisions').columns(columns).execute();
-  await index('audit_decisions_time', ['time_ms', 'id']);
+  // The time index also carries the columns the summary counts, so a window is counted from the
+  // index alone. `decision` has no index of its own: a tenth or more of all decisions are denials,
+  // so walking the time index finds a page of them quickly.
+  await index('audit_decisions_time', ['time_ms', 'id', 'namespace', 'decision', 'mode', 'dry_run']);
   await index('audit_decisions_namespace_time', ['namespace', 'time_ms', 'id']);
-  await index('audit_decisions_decision_time', ['decision', 'time_ms', 'id']);
   await index('audit_decisions_username_time', ['username', 'time_ms', 'id']);
   await index('audit_decisions_name_time', ['name', 'time_ms', 'id']);
 }
@@ -61,7 +63,7 @@ async function createChildren(db: Kysely<unknown>): Promise<void> {
   await imageIndex('audit_decision_images_digest_time', ['digest', 'time_ms', 'decision_id']);
   // Image globs either walk this in time order checking each image, or (for a narrow literal
   // prefix) the image index; the planner picks with the statistics.
-  await imageIndex('audit_decision_images_time', ['time_ms', 'decision_id']);
+  await imageIndex('audit_decision_images_time', ['time_ms', 'decision_id', 'image', 'denied']);
   await imageIndex('audit_decision_images_image_time', ['image', 'time_ms', 'decision_id']);
 
   await db.schema
@@ -75,7 +77,7 @@ async function createChildren(db: Kysely<unknown>): Promise<void> {
   const policyIndex = (name: string, columns: string[]) => db.schema.createIndex(name).on('audit_decision_policies').columns(columns).execute();
   await policyIndex('audit_decision_policies_decision', ['decision_id', 'policy']);
   await policyIndex('audit_decision_policies_policy_time', ['policy', 'violated', 'time_ms', 'decision_id']);
-  await policyIndex('audit_decision_policies_time', ['time_ms']);
+  await policyIndex('audit_decision_policies_time', ['time_ms', 'policy', 'status']);
 }
 
 export const auditMigrations: readonly Migration[] = [

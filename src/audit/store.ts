@@ -29,7 +29,7 @@ const ROWS_PER_STATEMENT = 500;
 /** Small chunks: with SQLite each delete runs on the event loop, between admission requests. */
 const PRUNE_CHUNK = 1000;
 /** Up to this many image rows under a glob's prefix are read through the image index and sorted. */
-const NARROW_PREFIX_ROWS = 5000;
+const NARROW_PREFIX_ROWS = 1000;
 const CVE = /\b(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3})\b/g;
 
 type DecisionRow = Omit<AuditTables['audit_decisions'], 'id'> & { id: number | string };
@@ -245,11 +245,12 @@ export function createDecisionStore(db: AuditDb): DecisionStore {
         (eb: ExpressionBuilder<AuditTables, T>) =>
           eb.and([eb(sql.ref(`${table}.time_ms`), '>=', sinceMs), eb(sql.ref(`${table}.time_ms`), '<=', untilMs)]);
 
+      // One pass over the window for decisions, modes, dry runs and namespaces (index-only).
       const byDecisionRows = await db
         .selectFrom('audit_decisions')
-        .select(['decision', 'mode', 'dry_run', (eb) => eb.fn.countAll<number | string>().as('count')])
+        .select(['namespace', 'decision', 'mode', 'dry_run', (eb) => eb.fn.countAll<number | string>().as('count')])
         .where(inWindow('audit_decisions'))
-        .groupBy(['decision', 'mode', 'dry_run'])
+        .groupBy(['namespace', 'decision', 'mode', 'dry_run'])
         .execute();
       const summary: Summary = {
         window: { since: new Date(sinceMs).toISOString(), until: new Date(untilMs).toISOString() },
@@ -288,14 +289,8 @@ export function createDecisionStore(db: AuditDb): DecisionStore {
         .sort((a, b) => b.fail + b.warn + b.error - (a.fail + a.warn + a.error) || a.policy.localeCompare(b.policy))
         .slice(0, top);
 
-      const namespaceRows = await db
-        .selectFrom('audit_decisions')
-        .select(['namespace', 'decision', (eb) => eb.fn.countAll<number | string>().as('count')])
-        .where(inWindow('audit_decisions'))
-        .groupBy(['namespace', 'decision'])
-        .execute();
       const namespaces = new Map<string, Summary['byNamespace'][number]>();
-      for (const row of namespaceRows) {
+      for (const row of byDecisionRows) {
         const entry = namespaces.get(row.namespace) ?? { namespace: row.namespace, total: 0, denied: 0 };
         entry.total += toNumber(row.count);
         if (row.decision === 'deny') entry.denied += toNumber(row.count);
