@@ -81,7 +81,8 @@ export interface Suite {
   caFile: string;
   /** A directory holding only `ca.crt`, usable as `skopeo --cert-dir` / Docker's certs.d. */
   trustDir: string;
-  admin: AdminCredentials;
+  /** The registry's admin account; absent when the registry does not run here. */
+  admin?: AdminCredentials;
   kube: KubeAccess;
   policiesDir: string;
   webhooksDir: string;
@@ -218,13 +219,13 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
     };
 
     // ---- registry role ----------------------------------------------------------------------------
-    const admin = ensureAdminPassword(config);
+    const admin = runs('registry') ? ensureAdminPassword(config) : undefined;
     let identity: AccessControl | undefined;
     let registry: RegistryRole | undefined;
     let scanner: ScannerSubsystem | undefined;
     let registryUrl = config.registry.externalUrl;
     let hosts: string[] = [];
-    if (runs('registry')) {
+    if (runs('registry') && admin) {
       const registryConfig = { ...config.registry, adminPassword: admin.password };
       const role: { current?: RegistryRole } = {};
       identity = createAccessControl({
@@ -381,7 +382,7 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
       endpoints,
       caFile,
       trustDir: dirname(trustFile),
-      admin: { username: admin.username, passwordFile: admin.passwordFile, generatedPassword: admin.generatedPassword },
+      ...(admin ? { admin: { username: admin.username, passwordFile: admin.passwordFile, generatedPassword: admin.generatedPassword } } : {}),
       kube,
       policiesDir,
       webhooksDir,

@@ -33,12 +33,12 @@ export async function banner(suite: Suite, cwd: string): Promise<string> {
   const { admin } = suite;
   lines.push('');
   lines.push(`  CA        ${show(suite.caFile)}   (trust directory for skopeo/docker: ${show(suite.trustDir)})`);
-  if (admin.generatedPassword) {
+  if (admin?.generatedPassword) {
     lines.push(`  admin     user "${admin.username}", password ${admin.generatedPassword}`);
     lines.push(`            (shown this once; kept in ${show(admin.passwordFile ?? '')})`);
-  } else if (admin.passwordFile) {
+  } else if (admin?.passwordFile) {
     lines.push(`  admin     user "${admin.username}", password in ${show(admin.passwordFile)}`);
-  } else {
+  } else if (admin) {
     lines.push(`  admin     user "${admin.username}", password from PORTCULLIS_ADMIN_PASSWORD`);
   }
   lines.push(`  policies  ${show(suite.policiesDir)}`);
@@ -47,7 +47,7 @@ export async function banner(suite: Suite, cwd: string): Promise<string> {
   lines.push(
     `  cluster   ${kube.mode === 'kubeconfig' ? `kubeconfig ${kube.file}` : kube.mode === 'in-cluster' ? 'in-cluster service account' : `none (${kube.reason}); everything else works without one`}`,
   );
-  const password = admin.passwordFile ? `$(cat ${show(admin.passwordFile)})` : '$PORTCULLIS_ADMIN_PASSWORD';
+  const password = admin?.passwordFile ? `$(cat ${show(admin.passwordFile)})` : '$PORTCULLIS_ADMIN_PASSWORD';
   const steps: string[][] = [];
   const { registry, webhook } = suite.endpoints;
   if (registry) {
