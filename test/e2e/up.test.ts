@@ -1,10 +1,11 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/cli.js';
+import { repoRoot, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { trustingAgent } from '../helpers/tls.js';
 
@@ -44,6 +45,17 @@ function urlOf(banner: string, role: string): string {
   if (!match?.[1]) throw new Error(`no ${role} URL in the banner:\n${banner}`);
   return match[1];
 }
+
+describe('portcullis up: usage', () => {
+  it.each([
+    ['an unknown role', ['--role', 'gateway'], '--role must be one of webhook, registry, scanner, got gateway'],
+    ['a listen address without a port', ['--webhook-listen', 'localhost'], 'config /webhook/listen: must match pattern'],
+  ])('refuses %s with exit code 2 and says why', async (_name, args, message) => {
+    const result = await runCli(['up', ...args], { env: { PORTCULLIS_DATA_DIR: join(tmpdir(), 'portcullis-up-usage-never-created') } });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+});
 
 describe('portcullis up', () => {
   const data = tempDir();
