@@ -80,6 +80,8 @@ function makeDecision(index: number): DecisionRecord {
 }
 
 /**
+ * (SQLite's `||` binds tighter than `%`: every modulo below is parenthesised.)
+ *
  * Fills the audit tables with `rows` decisions by SQL alone (SQLite). Values are spread with
  * multiplicative hashing of the row number, so that they are deterministic and well mixed:
  * 50 namespaces (+ "rare", 1 in 50,000), 200 users, 2,000 images in 40 teams, 10 % denials,
@@ -99,7 +101,7 @@ async function seed(db: Kysely<AuditTables>, rows: number): Promise<void> {
       ${NOW - SPAN} + (i * ${SPAN}) / ${rows},
       printf('00000000-0000-4000-8000-%012x', i),
       case when i % 2 = 0 then 'validate' else 'mutate' end,
-      'user-' || (((i + 1) * 2246822519) % 4294967291) % 200 || '@example.com',
+      'user-' || ((((i + 1) * 2246822519) % 4294967291) % 200) || '@example.com',
       '["system:authenticated"]',
       case when (((i + 1) * 3266489917) % 4294967291) % 5 = 0 then 'UPDATE' else 'CREATE' end,
       case when i % 50000 = 7 then 'rare' else 'ns-' || ((((i + 1) * 2654435761) % 4294967291) % 50) end,
