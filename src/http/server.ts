@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Server as HttpsServer } from 'node:https';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { PortcullisError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -78,7 +78,7 @@ export function buildServer(options: ServerOptions): HttpServer {
     genReqId: () => randomUUID(),
     // One line per request at info level would dominate the admission hot path; completed
     // requests are logged at debug below, errors always.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   }) as unknown as HttpServer;
 
