@@ -4,7 +4,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
 import type { RunningReport } from '../../src/audit/api-schemas.js';
-import { createPolicyReportWriter, REPORT_NAME } from '../../src/audit/policy-reports.js';
+import { buildPolicyReport, createPolicyReportWriter, OMITTED_ANNOTATION, REPORT_NAME } from '../../src/audit/policy-reports.js';
 import { createBackgroundAudit, type BackgroundAudit } from '../../src/audit/running.js';
 import { createMetricsRegistry } from '../../src/http/metrics.js';
 import { createKubeClient } from '../../src/kube/client.js';
@@ -251,5 +251,64 @@ describe('background audit against a kube-apiserver stand-in', () => {
     const gone = evaluation((next) => next.pods === 0);
     kube.objects.delete('pods', 'web-2', 'shop');
     await gone;
+  });
+
+  it('resumes after the server ends the watch, and lists again after 410 Expired', async () => {
+    verdicts.critical(WEB);
+    await background.start();
+    // A pod created while no watch is open (just before the informer watches again) is not missed.
+    const afterClose = evaluation((report) => report.violations.some((violation) => violation.pod === 'after-close'));
+    kube.beforeNext({ verb: 'watch', resource: 'pods' }, () => {
+      kube.objects.put(pod('shop', 'after-close', [{ name: 'web', image: 'registry.example.com/team/web:1.2', digest: WEB }]));
+    });
+    kube.closeWatches();
+    await afterClose;
+    // History compacted: resuming answers 410 Expired, and the informer lists again.
+    const afterExpiry = evaluation((report) => report.violations.some((violation) => violation.pod === 'after-expiry'));
+    kube.beforeNext({ verb: 'watch', resource: 'pods' }, () => {
+      kube.objects.put(pod('shop', 'after-expiry', [{ name: 'web', image: 'registry.example.com/team/web:1.2', digest: WEB }]));
+      kube.compact();
+    });
+    kube.closeWatches();
+    expect((await afterExpiry).pods).toBe(2);
+  });
+});
+
+describe('PolicyReport content', () => {
+  const violation = (pod: string, severity: RunningReport['violations'][number]['severity'], status: 'fail' | 'warn') => ({
+    namespace: 'shop',
+    pod,
+    container: 'app',
+    image: `registry.example.com/team/${pod}:1`,
+    policy: 'deny-critical',
+    rule: 'vulnerabilities',
+    status,
+    action: 'deny' as const,
+    message: `[deny-critical/vulnerabilities] ${pod}`,
+    ...(severity ? { severity } : {}),
+  });
+
+  it('keeps the most severe results within the bound, counts all in the summary, maps Unknown to info, and validates', () => {
+    const report = buildPolicyReport(
+      'shop',
+      {
+        violations: [violation('a-unknown', 'Unknown', 'fail'), violation('b-warned', 'High', 'warn'), violation('c-critical', 'Critical', 'fail'), violation('d-none', undefined, 'fail')],
+        passed: 7,
+        podUids: new Map([['c-critical', 'uid-c']]),
+      },
+      Date.parse('2026-11-21T10:00:00.250Z'),
+      2,
+    );
+    expect(validateReport(report), JSON.stringify(validateReport.errors)).toBe(true);
+    expect(report?.summary).toEqual({ pass: 7, fail: 3, warn: 1, error: 0, skip: 0 });
+    expect(report?.results?.map((result) => [result.resources?.[0]?.name, result.severity, result.result])).toEqual([
+      ['c-critical', 'critical', 'fail'],
+      ['b-warned', 'high', 'warn'],
+    ]);
+    expect(report?.metadata?.annotations).toEqual({ [OMITTED_ANNOTATION]: '2' });
+    expect(report?.results?.[0]?.timestamp).toEqual({ seconds: Math.floor(Date.parse('2026-11-21T10:00:00Z') / 1000), nanos: 250_000_000 });
+    const unknown = buildPolicyReport('shop', { violations: [violation('a-unknown', 'Unknown', 'fail')], passed: 0, podUids: new Map() }, 0, 10);
+    expect(unknown?.results?.[0]).toMatchObject({ severity: 'info', properties: { severity: 'Unknown' } });
+    expect(buildPolicyReport('shop', { violations: [], passed: 3, podUids: new Map() }, 0, 10)).toBeUndefined();
   });
 });
