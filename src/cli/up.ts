@@ -52,9 +52,10 @@ export async function banner(suite: Suite, cwd: string): Promise<string> {
   const { registry, webhook } = suite.endpoints;
   if (registry) {
     steps.push([
-      'Push an image (it is scanned on push):',
+      'Create a project and push an image to it (pushes are scanned):',
+      `   npx portcullis project create demo --url ${registry.url} --ca ${show(suite.caFile)} --password "${password}"`,
       `   skopeo copy --dest-cert-dir ${show(suite.trustDir)} --dest-creds "admin:${password}" \\`,
-      `     docker-archive:image.tar docker://${registry.url.replace(/^https?:\/\//, '')}/library/app:1.0`,
+      `     docker-archive:image.tar docker://${registry.url.replace(/^https?:\/\//, '')}/demo/app:1.0`,
     ]);
   }
   if (webhook) {
@@ -63,7 +64,13 @@ export async function banner(suite: Suite, cwd: string): Promise<string> {
       `   npx portcullis webhooks render --ca ${show(suite.caFile)} --url ${webhook.url}`,
     ]);
   }
-  steps.push(['Ask for a decision without a cluster:', '   npx portcullis review -f deployment.yaml']);
+  steps.push(['Ask for a decision without a cluster (the webhook\'s pipeline, offline):', '   npx portcullis review -f deployment.yaml --report IMAGE=trivy-report.json']);
+  if (registry && admin) {
+    steps.push([
+      'See what was decided (the audit API is served by the registry):',
+      `   npx portcullis audit query --url ${registry.url} --ca ${show(suite.caFile)} --username admin --password "${password}"`,
+    ]);
+  }
   lines.push('', 'Next steps:');
   steps.forEach(([first, ...rest], index) => lines.push(`  ${index + 1}. ${first}`, ...rest.map((line) => `  ${line}`)));
   lines.push('', 'Press Ctrl-C to stop (in-flight requests finish, the audit buffer is flushed).', '');
