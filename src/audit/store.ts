@@ -30,6 +30,8 @@ const ROWS_PER_STATEMENT = 500;
 const PRUNE_CHUNK = 1000;
 /** Up to this many image rows under a glob's prefix are read through the image index and sorted. */
 const NARROW_PREFIX_ROWS = 1000;
+/** How far the driver choice counts index entries before it stops (either way the query is cheap then). */
+const DRIVER_COUNT_CAP = 20_000;
 const CVE = /\b(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3})\b/g;
 
 type DecisionRow = Omit<AuditTables['audit_decisions'], 'id'> & { id: number | string };
@@ -121,13 +123,52 @@ export function createDecisionStore(db: AuditDb): DecisionStore {
   }
 
   /**
+   * With a policy and an indexed decision filter (namespace, user, name) together, the smaller of
+   * the two index ranges should drive the query. Both are counted up to a cap from the indexes
+   * alone; true when the decisions' range is the smaller one.
+   */
+  async function fewerDecisionRows(filter: DecisionFilter): Promise<boolean> {
+    const column = filter.namespace !== undefined ? 'namespace' : filter.user !== undefined ? 'username' : filter.name !== undefined ? 'name' : undefined;
+    const value = filter.namespace ?? filter.user ?? filter.name;
+    if (column === undefined || value === undefined || filter.policy === undefined) return false;
+    const policy = filter.policy;
+    const capped = async (count: Promise<{ n: number | string }>) => toNumber((await count).n);
+    const decisions = await capped(
+      db
+        .selectFrom((eb) => {
+          let inner = eb.selectFrom('audit_decisions').select('id').where(column, '=', value);
+          if (filter.sinceMs !== undefined) inner = inner.where('time_ms', '>=', filter.sinceMs);
+          if (filter.untilMs !== undefined) inner = inner.where('time_ms', '<=', filter.untilMs);
+          return inner.limit(DRIVER_COUNT_CAP).as('sample');
+        })
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .executeTakeFirstOrThrow(),
+    );
+    if (decisions >= DRIVER_COUNT_CAP) return false;
+    const policies = await capped(
+      db
+        .selectFrom((eb) => {
+          let inner = eb.selectFrom('audit_decision_policies').select('decision_id').where('policy', '=', policy).where('violated', '=', 1);
+          if (filter.sinceMs !== undefined) inner = inner.where('time_ms', '>=', filter.sinceMs);
+          if (filter.untilMs !== undefined) inner = inner.where('time_ms', '<=', filter.untilMs);
+          return inner.limit(DRIVER_COUNT_CAP).as('sample');
+        })
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .executeTakeFirstOrThrow(),
+    );
+    return decisions < policies;
+  }
+
+  /**
    * One query for a page. The table that drives it is the most selective one that can deliver
    * rows already in (time DESC, id DESC) order through an index: the image rows for a digest or
    * image glob, the policy rows for a policy, the decisions otherwise. The other filters are
    * checked per row, so the database stops after `limit` matches.
    */
   async function listRows(filter: DecisionFilter, cursor: Cursor | undefined, limit: number): Promise<DecisionRow[]> {
-    const driver = filter.digest !== undefined || (filter.image !== undefined && filter.policy === undefined) ? 'images' : filter.policy !== undefined ? 'policies' : 'decisions';
+    let driver: 'images' | 'policies' | 'decisions' =
+      filter.digest !== undefined || (filter.image !== undefined && filter.policy === undefined) ? 'images' : filter.policy !== undefined ? 'policies' : 'decisions';
+    if (driver === 'policies' && (await fewerDecisionRows(filter))) driver = 'decisions';
     const time = sql.ref(driver === 'decisions' ? 'd.time_ms' : 'c.time_ms');
     const id = sql.ref(driver === 'decisions' ? 'd.id' : 'c.decision_id');
     const from =
