@@ -53,7 +53,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** True when `kind` carries a pod spec the webhooks evaluate. */
 export function isWorkloadKind(kind: string): boolean {
-  return kind in POD_SPEC_PATHS;
+  // Own keys only: `in` would also accept Object.prototype names such as "constructor".
+  return Object.hasOwn(POD_SPEC_PATHS, kind);
 }
 
 /**
@@ -61,7 +62,8 @@ export function isWorkloadKind(kind: string): boolean {
  * object has no spec at the expected place (kube-apiserver's own validation rejects those).
  */
 export function locatePodSpec(kind: string, object: unknown): PodSpecLocation | undefined {
-  const path = POD_SPEC_PATHS[kind];
+  // Own keys only: a request of kind "constructor" must not reach Object.prototype.
+  const path = Object.hasOwn(POD_SPEC_PATHS, kind) ? POD_SPEC_PATHS[kind] : undefined;
   if (path === undefined) return undefined;
   let value: unknown = object;
   for (const token of path) {

@@ -53,7 +53,7 @@ export function readWebhookSettings(dir: string): WebhookSettings {
     for (const document of Array.isArray(documents) ? documents : [documents]) {
       if (document.errors.length > 0) throw invalid(file, `not valid YAML: ${document.errors[0]?.message ?? ''}`);
       const value: unknown = document.toJS();
-      if (!isRecord(value) || typeof value.kind !== 'string' || !(value.kind in KINDS)) continue;
+      if (!isRecord(value) || typeof value.kind !== 'string' || !Object.hasOwn(KINDS, value.kind)) continue;
       const which = KINDS[value.kind as keyof typeof KINDS];
       const webhooks = value.webhooks;
       const first = Array.isArray(webhooks) ? (webhooks[0] as unknown) : undefined;
