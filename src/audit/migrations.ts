@@ -4,9 +4,9 @@ import { isPostgres } from './tables.js';
 
 /**
  * The audit schema. Indexes follow the queries of src/audit/store.ts: every list query orders by
- * (time_ms DESC, id DESC) and filters on at most a few equality columns, so each filterable column
- * of audit_decisions leads an index that ends in (time_ms, id): the database walks one index in
- * order and stops after `limit` matches. Image, digest and policy filters go through the child
+ * (time_ms DESC, id DESC) and filters on a few equality columns, so the selective columns of
+ * audit_decisions (namespace, username, name) each lead an index that ends in (time_ms, id): the
+ * database walks one index in order and stops after `limit` matches. Image, digest and policy filters go through the child
  * tables, whose indexes end in time_ms for the same reason. `npm run bench:audit` checks the
  * result over one million decisions.
  */
