@@ -304,3 +304,42 @@ describe('end to end: a certificate rotation during steady traffic', () => {
     }
   });
 });
+
+describe('end to end: all roles in one process, the registry on a port chosen at start', () => {
+  const data = tempDir('portcullis-e2e-all-');
+  let suite: Suite | undefined;
+  let chain: AdmissionChain | undefined;
+  beforeAll(async () => {
+    const config = loadConfig({
+      env: {},
+      overrides: { dataDir: data.path, kube: { mode: 'off' }, webhook: { listen: '127.0.0.1:0' }, registry: { listen: '127.0.0.1:0' }, scanner: { listen: '127.0.0.1:0', trivyPath: '/nonexistent/trivy' } },
+    });
+    suite = await startSuite({ config, logger: silentLogger(), env: {}, cwd: repoRoot });
+    const url = suite.endpoints.webhook?.url ?? '';
+    const caPem = readFileSync(suite.caFile, 'utf8');
+    chain = new AdmissionChain({ configurations: () => pointAt(loadWebhookConfigurations(webhooksDir), { url, caPem }) });
+  });
+  afterAll(async () => {
+    await chain?.close();
+    await suite?.close();
+    data.remove();
+  });
+
+  it('gives pods pulling from the included registry its pull secret at the address it really listens on', async () => {
+    const port = suite?.endpoints.registry?.port;
+    expect(port).not.toBe(5000);
+    const result = await chain?.admit({ object: pod(`127.0.0.1:${port}/demo/app:1.0`) });
+    expect(result?.allowed).toBe(true);
+    if (!result?.allowed) return;
+    expect(result.object).toMatchObject({ spec: { imagePullSecrets: [{ name: 'portcullis-pull' }] } });
+    // The builtin verdict source knows the registry: an unknown tag is unscanned, and the shipped policy warns.
+    expect(result.warnings.join('\n')).toMatch(/demo\/app:1\.0/);
+  });
+
+  it('leaves images of other registries without the pull secret', async () => {
+    const result = await chain?.admit({ object: pod('docker.io/library/nginx:1.27', 'team-a', 'other') });
+    expect(result?.allowed).toBe(true);
+    if (!result?.allowed) return;
+    expect(result.object).not.toHaveProperty('spec.imagePullSecrets');
+  });
+});
