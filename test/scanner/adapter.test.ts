@@ -178,6 +178,11 @@ describe('the Harbor scanner-adapter API v1.1', () => {
     expect((await call('/api/v1/metadata', { headers: { authorization: `Bearer ${token}x` } })).status).toBe(401);
     expect((await call('/api/v1/metadata', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
     expect((await call('/healthz')).status).toBe(200);
+    // The router decodes percent-escapes to reach the route; the token check must not be fooled by them.
+    for (const path of ['/%61pi/v1/metadata', '/api/v1/portcullis/systeminfo', '/%61pi/v1/portcullis/systeminfo']) {
+      expect((await call(path)).status, path).toBe(401);
+    }
+    expect((await call('/%61pi/v1/scan', { ...harborPost, body: scanBody('team/photon', images.photon!.digest) })).status).toBe(401);
   });
 });
 
