@@ -1,10 +1,20 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import pg from 'pg';
 import { tempDir } from '../helpers/tmp.js';
 
-const BIN = '/usr/local/bin';
+/** Where initdb and postgres live: Debian's versioned directory (newest first), else /usr/local/bin. */
+function findBin(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
+  for (const version of versions) {
+    if (existsSync(`${root}/${version}/bin/postgres`)) return `${root}/${version}/bin`;
+  }
+  return '/usr/local/bin';
+}
+
+const BIN = findBin();
 
 /** Whether a PostgreSQL server can be started here (binaries and an unprivileged `postgres` user). */
 export function postgresAvailable(): boolean {

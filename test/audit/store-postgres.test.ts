@@ -25,6 +25,6 @@ if (available) {
   });
 } else {
   describe('decision store (PostgreSQL)', () => {
-    it.skip('needs /usr/local/bin/postgres and a postgres user', () => undefined);
+    it.skip('needs PostgreSQL (Debian package postgresql, installed by .ci/run) and a postgres user', () => undefined);
   });
 }
