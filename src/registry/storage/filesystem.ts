@@ -76,6 +76,7 @@ export class FilesystemDriver implements StorageDriver {
         let writing: Promise<void> = Promise.resolve();
         let unsynced = 0;
         let syncing: Promise<void> | undefined;
+        let syncError: unknown;
         const flush = async () => {
           const buffers = batch;
           const bytes = batchBytes;
@@ -88,11 +89,16 @@ export class FilesystemDriver implements StorageDriver {
             // fsync of a large blob has little left to do.
             if (unsynced >= BACKGROUND_SYNC && syncing === undefined) {
               unsynced = 0;
-              syncing = handle.datasync().finally(() => {
-                syncing = undefined;
-              });
-              // A failed background sync is not lost: the final fsync below reports it.
-              syncing.catch(() => undefined);
+              // A failed background sync is kept and rethrown below: Linux reports a writeback
+              // error to an fd once, so the final fsync could succeed after the data was lost.
+              syncing = handle
+                .datasync()
+                .catch((error: unknown) => {
+                  syncError ??= error;
+                })
+                .finally(() => {
+                  syncing = undefined;
+                });
             }
           });
           // Observed here so that a failed write is not an unhandled rejection while the next
@@ -115,6 +121,7 @@ export class FilesystemDriver implements StorageDriver {
         }
         await writing;
         await syncing;
+        if (syncError !== undefined) throw syncError;
         await handle.sync();
         return (await handle.stat()).size;
       } finally {
