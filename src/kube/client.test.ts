@@ -232,6 +232,19 @@ describe('loadKubeConfig', () => {
     expect(() => loadKubeConfig({ kubeconfigPath: bad, env: {} })).toThrow(`kube.kubeconfig ${bad}: cannot load kubeconfig`);
   });
 
+  it('does not quote the kubeconfig (its tokens) when the YAML is broken', () => {
+    const bad = join(dir.path, 'bad-token.yaml');
+    writeFileSync(bad, 'apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: s3cr3t-bearer-token\n   bad: [\n');
+    let message = '';
+    try {
+      loadKubeConfig({ kubeconfigPath: bad, env: {} });
+    } catch (error) {
+      message = JSON.stringify(error, Object.getOwnPropertyNames(error));
+    }
+    expect(message).toMatch(/cannot load kubeconfig: bad indentation of a mapping entry \(7:4\)/);
+    expect(message).not.toContain('s3cr3t-bearer-token');
+  });
+
   it('talks to the stand-in through a kubeconfig file, as a CLI would', async () => {
     const config = loadKubeConfig({ env: { KUBECONFIG: kube.kubeconfigPath(dir.path) } });
     if (!config) throw new Error('expected a config');

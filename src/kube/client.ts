@@ -46,9 +46,10 @@ export function loadKubeConfig(source: KubeConfigSource): KubeConfig | undefined
     try {
       config.loadFromFile(path);
     } catch (error) {
-      throw new PortcullisError('KUBE_API_ERROR', `${origin} ${path}: cannot load kubeconfig: ${error instanceof Error ? error.message : String(error)}`, {
-        cause: error,
-      });
+      // Only the first line: a YAML error goes on to quote the lines around the mistake, which in a
+      // kubeconfig are tokens, passwords and keys. The original is not kept as `cause` for the same reason.
+      const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+      throw new PortcullisError('KUBE_API_ERROR', `${origin} ${path}: cannot load kubeconfig: ${reason}`);
     }
     if (!config.getCurrentCluster()) {
       throw new PortcullisError('KUBE_API_ERROR', `${origin} ${path}: kubeconfig has no current context with a cluster`);
