@@ -5,12 +5,24 @@
  * pluggable scanner-adapter spec v1.1 exactly; like Harbor, readers must tolerate extra fields.
  */
 
+import { SEVERITIES, type Severity } from '../policy/types.js';
+
 /** The MIME type under which Harbor stores and returns vulnerability reports. */
 export const VULNERABILITY_REPORT_MIME = 'application/vnd.security.vulnerability.report; version=1.1';
 export const NATIVE_REPORT_MIME = 'application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0';
 
 /** Capitalised severities of Harbor (Trivy's UPPERCASE map one-to-one; `None` only in Harbor core). */
 export type HarborSeverity = 'None' | 'Unknown' | 'Negligible' | 'Low' | 'Medium' | 'High' | 'Critical';
+
+/**
+ * The one severity mapping: the `Severity` that a Trivy severity (`CRITICAL`) or a Harbor one
+ * (`Critical`) stands for, case aside. Harbor's `None` and any name neither knows (one a newer
+ * Trivy might add) count as `Unknown`, as harbor-scanner-trivy and Harbor do.
+ */
+export function severityOf(name: string): Severity {
+  const lower = name.toLowerCase();
+  return SEVERITIES.find((severity) => severity.toLowerCase() === lower) ?? 'Unknown';
+}
 
 export interface HarborScanner {
   name: string;

@@ -129,8 +129,11 @@ describe('parseTrivyReport rejects what is not a Trivy report', () => {
   it.each([
     ['an empty output', '', 'trivy report: expected JSON, got nothing'],
     ['a log line instead of JSON', '2024-01-01T00:00:00Z\tFATAL\tboom', 'trivy report: expected JSON, got "2024-01-01T00:00:00Z\\tFATAL\\tboom"'],
-    ['a SchemaVersion 1 report', '{"SchemaVersion":1}', 'trivy report: /SchemaVersion must be equal to constant'],
-    ['a vulnerability without an id', '{"SchemaVersion":2,"Results":[{"Target":"t","Vulnerabilities":[{"PkgName":"p","InstalledVersion":"1","Severity":"LOW"}]}]}', "trivy report: /Results/0/Vulnerabilities/0 must have required property 'VulnerabilityID'"],
+    ['a SchemaVersion 1 report', '{"SchemaVersion":1}', 'trivy report /SchemaVersion: must be equal to constant 2, got 1'],
+    ['a vulnerability without an id', '{"SchemaVersion":2,"Results":[{"Target":"t","Vulnerabilities":[{"PkgName":"p","InstalledVersion":"1","Severity":"LOW"}]}]}', "trivy report /Results/0/Vulnerabilities/0: must have required property 'VulnerabilityID'"],
+    ['an empty vulnerability id', '{"SchemaVersion":2,"Results":[{"Target":"t","Vulnerabilities":[{"VulnerabilityID":"","PkgName":"p","Severity":"LOW"}]}]}', 'trivy report /Results/0/Vulnerabilities/0/VulnerabilityID: must NOT have fewer than 1 characters, got ""'],
+    ['References that are not a list', '{"SchemaVersion":2,"Results":[{"Target":"t","Vulnerabilities":[{"VulnerabilityID":"C","PkgName":"p","Severity":"LOW","References":"https://x"}]}]}', 'trivy report /Results/0/Vulnerabilities/0/References: must be array, got "https://x"'],
+    ['a list instead of a report', '[{"SchemaVersion":2}]', 'trivy report (top level): must be object, got [{"SchemaVersion":2}]'],
   ])('%s', (_name, text, message) => {
     expect(() => parseTrivyReport(text)).toThrow(TrivyOutputError);
     expect(() => parseTrivyReport(text)).toThrow(message);

@@ -1,33 +1,20 @@
-import type {
-  HarborScanner,
-  HarborSeverity,
-  HarborVulnerabilityItem,
-  HarborVulnerabilityReport,
-  HarborVulnerabilitySummary,
+import {
+  severityOf,
+  type HarborScanner,
+  type HarborVulnerabilityItem,
+  type HarborVulnerabilityReport,
+  type HarborVulnerabilitySummary,
 } from '../harbor/report.js';
 import { SEVERITIES, severityRank, type Finding, type Severity } from '../policy/types.js';
-import type { TrivyReport, TrivyVulnerability } from './trivy-report.js';
+import { trivyVulnerabilities, type TrivyReport, type TrivyVulnerability } from './trivy-report.js';
 
 /**
  * Trivy report → Harbor vulnerability report v1.1, the way harbor-scanner-trivy does it: Trivy's
- * UPPERCASE severities map one-to-one to Harbor's capitalised ones, the report severity is the
- * highest one found, links are `[PrimaryURL]` or else `References`, and Trivy's CVSS map travels in
- * `vendor_attributes.CVSS`. Pure: no I/O, no clock (the caller says when the scan happened).
+ * UPPERCASE severities map one-to-one to Harbor's capitalised ones (`severityOf`, anything Trivy
+ * might add later counting as Unknown), the report severity is the highest one found, links are
+ * `[PrimaryURL]` or else `References`, and Trivy's CVSS map travels in `vendor_attributes.CVSS`.
+ * Pure: no I/O, no clock (the caller says when the scan happened).
  */
-
-const TRIVY_SEVERITIES: Record<string, Severity> = {
-  UNKNOWN: 'Unknown',
-  NEGLIGIBLE: 'Negligible',
-  LOW: 'Low',
-  MEDIUM: 'Medium',
-  HIGH: 'High',
-  CRITICAL: 'Critical',
-};
-
-/** Trivy's severity string as Harbor's; anything Trivy might add later counts as Unknown. */
-export function harborSeverity(trivySeverity: string): Severity {
-  return TRIVY_SEVERITIES[trivySeverity.toUpperCase()] ?? 'Unknown';
-}
 
 export interface NormalizeInput {
   trivy: TrivyReport;
@@ -62,8 +49,8 @@ function toItem(vulnerability: TrivyVulnerability): HarborVulnerabilityItem {
   const item: HarborVulnerabilityItem = {
     id: vulnerability.VulnerabilityID,
     package: vulnerability.PkgName,
-    version: vulnerability.InstalledVersion,
-    severity: harborSeverity(vulnerability.Severity),
+    version: vulnerability.InstalledVersion ?? '',
+    severity: severityOf(vulnerability.Severity),
     links: vulnerability.PrimaryURL ? [vulnerability.PrimaryURL] : [...(vulnerability.References ?? [])],
   };
   if (vulnerability.FixedVersion) item.fix_version = vulnerability.FixedVersion;
@@ -88,11 +75,6 @@ export function highestSeverity(severities: readonly Severity[]): Severity {
   return highest;
 }
 
-/** Every vulnerability of every Result (OS and language packages alike), in report order. */
-export function trivyVulnerabilities(trivy: TrivyReport): TrivyVulnerability[] {
-  return (trivy.Results ?? []).flatMap((result) => result.Vulnerabilities ?? []);
-}
-
 export function normalizeTrivyReport(input: NormalizeInput): HarborVulnerabilityReport {
   const vulnerabilities = trivyVulnerabilities(input.trivy).map(toItem);
   const artifact: HarborVulnerabilityReport['artifact'] = { repository: input.artifact.repository, digest: input.artifact.digest };
@@ -102,13 +84,9 @@ export function normalizeTrivyReport(input: NormalizeInput): HarborVulnerability
     generated_at: input.generatedAt,
     artifact,
     scanner: input.scanner,
-    severity: highestSeverity(vulnerabilities.map((item) => asSeverity(item.severity))),
+    severity: highestSeverity(vulnerabilities.map((item) => severityOf(item.severity))),
     vulnerabilities,
   };
-}
-
-function asSeverity(severity: HarborSeverity): Severity {
-  return severity === 'None' ? 'Unknown' : severity;
 }
 
 export function countSeverities(report: HarborVulnerabilityReport): SeverityCounts {
@@ -118,7 +96,7 @@ export function countSeverities(report: HarborVulnerabilityReport): SeverityCoun
   >;
   let fixable = 0;
   for (const item of report.vulnerabilities) {
-    const bucket = bySeverity[asSeverity(item.severity)];
+    const bucket = bySeverity[severityOf(item.severity)];
     bucket.total += 1;
     if (item.fix_version) {
       bucket.fixable += 1;
@@ -139,7 +117,7 @@ export function vulnerabilitySummary(report: HarborVulnerabilityReport): HarborV
 /** The findings the policy engine reads. */
 export function reportFindings(report: HarborVulnerabilityReport): Finding[] {
   return report.vulnerabilities.map((item) => {
-    const finding: Finding = { id: item.id, package: item.package, installedVersion: item.version, severity: asSeverity(item.severity) };
+    const finding: Finding = { id: item.id, package: item.package, installedVersion: item.version, severity: severityOf(item.severity) };
     if (item.fix_version) finding.fixedVersion = item.fix_version;
     if (item.status) finding.status = item.status;
     if (item.links && item.links.length > 0) finding.links = item.links;

@@ -2,7 +2,7 @@ import { Ajv } from 'ajv';
 import { fetch, type Dispatcher } from 'undici';
 import { PortcullisError, describeError } from '../errors.js';
 import { effectiveTag, type ImageReference } from '../policy/image-reference.js';
-import { VERDICT_STATES, type Verdict } from '../policy/types.js';
+import { SEVERITIES, VERDICT_STATES, type Verdict } from '../policy/types.js';
 import type { VerdictOptions, VerdictSource } from './source.js';
 
 /**
@@ -93,7 +93,7 @@ const findingSchema = {
     package: { type: 'string' },
     installedVersion: { type: 'string' },
     fixedVersion: { type: 'string' },
-    severity: { type: 'string', enum: ['Unknown', 'Negligible', 'Low', 'Medium', 'High', 'Critical'] },
+    severity: { type: 'string', enum: [...SEVERITIES] },
     status: { type: 'string' },
     title: { type: 'string' },
     links: { type: 'array', items: { type: 'string' } },

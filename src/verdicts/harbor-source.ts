@@ -1,9 +1,9 @@
 import { Ajv, type JSONSchemaType } from 'ajv';
 import { Agent, fetch, type Dispatcher } from 'undici';
 import { PortcullisError, describeError } from '../errors.js';
-import { NATIVE_REPORT_MIME, VULNERABILITY_REPORT_MIME } from '../harbor/report.js';
+import { NATIVE_REPORT_MIME, VULNERABILITY_REPORT_MIME, severityOf } from '../harbor/report.js';
 import type { ImageReference } from '../policy/image-reference.js';
-import { SEVERITIES, type Finding, type Severity, type Verdict } from '../policy/types.js';
+import type { Finding, Verdict } from '../policy/types.js';
 import type { VerdictOptions, VerdictSource } from './source.js';
 
 /**
@@ -122,11 +122,6 @@ const ajv = new Ajv({ allErrors: false, strict: false });
 const validateArtifact = ajv.compile(artifactSchema);
 const validateReports = ajv.compile(reportsSchema);
 
-function toSeverity(value: string): Severity {
-  const known = SEVERITIES.find((severity) => severity.toLowerCase() === value.toLowerCase());
-  return known ?? 'Unknown';
-}
-
 export class HarborVerdictSource implements VerdictSource {
   readonly name = 'harbor';
   readonly #base: string;
@@ -193,7 +188,7 @@ export class HarborVerdictSource implements VerdictSource {
     }
     const report = await this.#getReport(path, options.signal);
     const findings = (report?.vulnerabilities ?? []).map((item): Finding => {
-      const finding: Finding = { id: item.id, package: item.package, installedVersion: item.version, severity: toSeverity(item.severity) };
+      const finding: Finding = { id: item.id, package: item.package, installedVersion: item.version, severity: severityOf(item.severity) };
       if (item.fix_version) finding.fixedVersion = item.fix_version;
       if (item.status) finding.status = item.status;
       if (item.links && item.links.length > 0) finding.links = item.links;

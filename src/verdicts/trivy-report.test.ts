@@ -93,11 +93,16 @@ describe('Trivy JSON reports', () => {
   });
 
   it.each([
-    ['text that is not JSON', '{"SchemaVersion":', /report\.json: not valid JSON/],
-    ['an older schema version', '{"SchemaVersion":1}', /report\.json \/SchemaVersion: must be equal to constant/],
-    ['a severity Trivy never writes', '{"SchemaVersion":2,"Results":[{"Target":"x","Vulnerabilities":[{"VulnerabilityID":"C","PkgName":"p","Severity":"SEVERE"}]}]}', /\/Results\/0\/Vulnerabilities\/0\/Severity: must be equal to one of the allowed values \(UNKNOWN, /],
-    ['an array instead of a report', '[]', /report\.json \(top level\): must be object/],
-  ])('rejects %s, saying where', (_name, text, message) => {
+    ['text that is not JSON', '{"SchemaVersion":', /^report\.json: expected JSON, got "\{\\"SchemaVersion\\":" \(/, undefined],
+    ['an older schema version', '{"SchemaVersion":1}', /^report\.json \/SchemaVersion: must be equal to constant 2, got 1$/, '/SchemaVersion'],
+    [
+      'a severity Trivy never writes',
+      '{"SchemaVersion":2,"Results":[{"Target":"x","Vulnerabilities":[{"VulnerabilityID":"C","PkgName":"p","Severity":"SEVERE"}]}]}',
+      /\/Results\/0\/Vulnerabilities\/0\/Severity: must be equal to one of the allowed values \(UNKNOWN, NEGLIGIBLE, LOW, MEDIUM, HIGH, CRITICAL\), got "SEVERE"$/,
+      '/Results/0/Vulnerabilities/0/Severity',
+    ],
+    ['an array instead of a report', '[]', /^report\.json \(top level\): must be object, got \[\]$/, ''],
+  ])('rejects %s, saying where', (_name, text, message, pointer) => {
     let caught: unknown;
     try {
       parseTrivyReportText(text, 'report.json');
@@ -106,5 +111,6 @@ describe('Trivy JSON reports', () => {
     }
     expect(caught).toBeInstanceOf(PortcullisError);
     expect((caught as PortcullisError).message).toMatch(message);
+    if (pointer !== undefined) expect((caught as PortcullisError).detail).toEqual({ file: 'report.json', pointer });
   });
 });

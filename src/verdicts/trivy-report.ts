@@ -1,153 +1,63 @@
-import { Ajv, type JSONSchemaType } from 'ajv';
 import { PortcullisError } from '../errors.js';
-import type { Finding, Severity, Verdict } from '../policy/types.js';
+import { severityOf } from '../harbor/report.js';
+import type { Finding, Verdict } from '../policy/types.js';
+import { checkTrivyReport, parseTrivyReport, TrivyOutputError, trivyVulnerabilities, type TrivyReport } from '../scanner/trivy-report.js';
 
 /**
- * Trivy's JSON report (`trivy image --format json`, SchemaVersion 2), reduced to the fields a
- * verdict needs. Everything else in a report is accepted and ignored. Shapes seen in real reports:
- * no `Results` key at all (nothing found), a Result without `Vulnerabilities`, several Results of
- * mixed `Class` (os-pkgs, lang-pkgs, custom), repository scans without `Metadata`/`ArtifactID`.
+ * A Trivy JSON report as a `scanned` verdict, for `portcullis review --report` and `policy test`.
+ * The report itself (its types, its validation, its severities) is the scanner's reader,
+ * src/scanner/trivy-report.ts; this module only adds the strictness a hand-supplied file needs
+ * (a severity Trivy never writes is an error, not `Unknown`) and the conversion to a `Verdict`.
  */
-export interface TrivyVulnerability {
-  VulnerabilityID: string;
-  PkgName: string;
-  InstalledVersion?: string;
-  FixedVersion?: string;
-  Status?: string;
-  Severity: string;
-  Title?: string;
-  PrimaryURL?: string;
-  References?: string[];
+export type { TrivyReport, TrivyResult, TrivyVulnerability } from '../scanner/trivy-report.js';
+
+function malformed(error: unknown): never {
+  if (!(error instanceof TrivyOutputError)) throw error;
+  throw new PortcullisError('REQUEST_MALFORMED', error.message, {
+    detail: { file: error.source, pointer: error.pointer ?? '' },
+    cause: error,
+  });
 }
-
-export interface TrivyResult {
-  Target: string;
-  Class?: string;
-  Type?: string;
-  Vulnerabilities?: TrivyVulnerability[] | null;
-}
-
-export interface TrivyReport {
-  SchemaVersion: number;
-  CreatedAt?: string;
-  ArtifactID?: string;
-  ArtifactName?: string;
-  ArtifactType?: string;
-  Trivy?: { Version?: string };
-  Metadata?: { ImageID?: string; RepoDigests?: string[] };
-  Results?: TrivyResult[] | null;
-}
-
-const vulnerabilitySchema: JSONSchemaType<TrivyVulnerability> = {
-  type: 'object',
-  required: ['VulnerabilityID', 'PkgName', 'Severity'],
-  properties: {
-    VulnerabilityID: { type: 'string', minLength: 1 },
-    PkgName: { type: 'string' },
-    InstalledVersion: { type: 'string', nullable: true },
-    FixedVersion: { type: 'string', nullable: true },
-    Status: { type: 'string', nullable: true },
-    Severity: { type: 'string', enum: ['UNKNOWN', 'NEGLIGIBLE', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] },
-    Title: { type: 'string', nullable: true },
-    PrimaryURL: { type: 'string', nullable: true },
-    References: { type: 'array', items: { type: 'string' }, nullable: true },
-  },
-};
-
-const reportSchema: JSONSchemaType<TrivyReport> = {
-  type: 'object',
-  required: ['SchemaVersion'],
-  properties: {
-    SchemaVersion: { type: 'integer', const: 2 },
-    CreatedAt: { type: 'string', nullable: true },
-    ArtifactID: { type: 'string', nullable: true },
-    ArtifactName: { type: 'string', nullable: true },
-    ArtifactType: { type: 'string', nullable: true },
-    Trivy: { type: 'object', required: [], properties: { Version: { type: 'string', nullable: true } }, nullable: true },
-    Metadata: {
-      type: 'object',
-      required: [],
-      properties: {
-        ImageID: { type: 'string', nullable: true },
-        RepoDigests: { type: 'array', items: { type: 'string' }, nullable: true },
-      },
-      nullable: true,
-    },
-    Results: {
-      type: 'array',
-      nullable: true,
-      items: {
-        type: 'object',
-        required: ['Target'],
-        properties: {
-          Target: { type: 'string' },
-          Class: { type: 'string', nullable: true },
-          Type: { type: 'string', nullable: true },
-          Vulnerabilities: { type: 'array', items: vulnerabilitySchema, nullable: true },
-        },
-      },
-    },
-  },
-};
-
-const validateReport = new Ajv({ allErrors: false, strict: false }).compile(reportSchema);
-
-const SEVERITY: Record<string, Severity> = {
-  UNKNOWN: 'Unknown',
-  NEGLIGIBLE: 'Negligible',
-  LOW: 'Low',
-  MEDIUM: 'Medium',
-  HIGH: 'High',
-  CRITICAL: 'Critical',
-};
 
 /** Validates parsed JSON as a Trivy report; throws REQUEST_MALFORMED naming the field at fault. */
 export function readTrivyReport(data: unknown, source = 'report'): TrivyReport {
-  if (validateReport(data)) return data;
-  const error = validateReport.errors?.[0];
-  const where = error?.instancePath === '' || error === undefined ? '(top level)' : error.instancePath;
-  const extra = error?.params && 'allowedValues' in error.params ? ` (${(error.params.allowedValues as unknown[]).join(', ')})` : '';
-  throw new PortcullisError('REQUEST_MALFORMED', `${source} ${where}: ${error?.message ?? 'is not a Trivy JSON report'}${extra}`, {
-    detail: { file: source, pointer: error?.instancePath ?? '' },
-  });
+  try {
+    return checkTrivyReport(data, { source, strictSeverities: true });
+  } catch (error) {
+    return malformed(error);
+  }
 }
 
 /** Parses the text of a Trivy JSON report; throws REQUEST_MALFORMED for bad JSON or a wrong shape. */
 export function parseTrivyReportText(text: string, source = 'report'): TrivyReport {
-  let data: unknown;
   try {
-    data = JSON.parse(text);
+    return parseTrivyReport(text, { source, strictSeverities: true });
   } catch (error) {
-    throw new PortcullisError('REQUEST_MALFORMED', `${source}: not valid JSON: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    return malformed(error);
   }
-  return readTrivyReport(data, source);
 }
 
 /** Every finding of the report, in report order, de-duplicated by (id, package, installed version). */
 export function trivyFindings(report: TrivyReport): Finding[] {
   const seen = new Set<string>();
   const findings: Finding[] = [];
-  for (const result of report.Results ?? []) {
-    for (const vulnerability of result.Vulnerabilities ?? []) {
-      const installed = vulnerability.InstalledVersion ?? '';
-      const key = `${vulnerability.VulnerabilityID}\u0000${vulnerability.PkgName}\u0000${installed}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const finding: Finding = {
-        id: vulnerability.VulnerabilityID,
-        package: vulnerability.PkgName,
-        installedVersion: installed,
-        severity: SEVERITY[vulnerability.Severity] ?? 'Unknown',
-      };
-      if (vulnerability.FixedVersion) finding.fixedVersion = vulnerability.FixedVersion;
-      if (vulnerability.Status) finding.status = vulnerability.Status;
-      if (vulnerability.Title) finding.title = vulnerability.Title;
-      const links = vulnerability.PrimaryURL ? [vulnerability.PrimaryURL] : (vulnerability.References ?? []);
-      if (links.length > 0) finding.links = links;
-      findings.push(finding);
-    }
+  for (const vulnerability of trivyVulnerabilities(report)) {
+    const installed = vulnerability.InstalledVersion ?? '';
+    const key = `${vulnerability.VulnerabilityID}\u0000${vulnerability.PkgName}\u0000${installed}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const finding: Finding = {
+      id: vulnerability.VulnerabilityID,
+      package: vulnerability.PkgName,
+      installedVersion: installed,
+      severity: severityOf(vulnerability.Severity),
+    };
+    if (vulnerability.FixedVersion) finding.fixedVersion = vulnerability.FixedVersion;
+    if (vulnerability.Status) finding.status = vulnerability.Status;
+    if (vulnerability.Title) finding.title = vulnerability.Title;
+    const links = vulnerability.PrimaryURL ? [vulnerability.PrimaryURL] : (vulnerability.References ?? []);
+    if (links.length > 0) finding.links = links;
+    findings.push(finding);
   }
   return findings;
 }

@@ -82,7 +82,7 @@ describe('portcullis review', () => {
     ['no file', ['review'], /-f FILE is required/],
     ['a missing file', ['review', '-f', 'nope.yaml'], /nope\.yaml: cannot read/],
     ['a report without IMAGE=', ['review', '-f', deploy, '--report', 'photon.json'], /--report "photon.json": expected IMAGE=TRIVY_JSON/],
-    ['a report that is not Trivy JSON', ['review', '-f', deploy, '--report', `${IMG}=${deploy}`], /deploy\.yaml: not valid JSON/],
+    ['a report that is not Trivy JSON', ['review', '-f', deploy, '--report', `${IMG}=${deploy}`], /deploy\.yaml: expected JSON, got "apiVersion: apps\/v1/],
     ['an unknown output format', ['review', '-f', deploy, '-o', 'xml'], /--output must be table or json, got "xml"/],
     ['a policy directory that does not exist', ['review', '-f', deploy, '--policies', 'no-such-dir'], /the policies in .*no-such-dir are invalid/],
   ])('exits 2 for %s, saying what is wrong', async (_name, args, message) => {

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { VULNERABILITY_REPORT_MIME, type HarborSeverity, type HarborVulnerabilityReport } from '../../src/harbor/report.js';
-import type { TrivyReport } from '../../src/verdicts/trivy-report.js';
+import { normalizeTrivyReport } from '../../src/scanner/normalize.js';
+import type { TrivyReport } from '../../src/scanner/trivy-report.js';
 import type { KeyPair } from '../../src/certs/issue.js';
 
 /**
@@ -164,36 +165,15 @@ function countSummary(report: HarborVulnerabilityReport) {
   return { total: report.vulnerabilities.length, fixable: report.vulnerabilities.filter((item) => item.fix_version).length, summary };
 }
 
-const HARBOR_SEVERITY: Record<string, HarborSeverity> = {
-  UNKNOWN: 'Unknown',
-  NEGLIGIBLE: 'Negligible',
-  LOW: 'Low',
-  MEDIUM: 'Medium',
-  HIGH: 'High',
-  CRITICAL: 'Critical',
-};
-
-/** A Harbor vulnerability report made from a Trivy report, the way harbor-scanner-trivy maps one. */
+/**
+ * A Harbor vulnerability report made from a Trivy report, the way harbor-scanner-trivy maps one
+ * (the scanner's own normalization, which follows harbor-scanner-trivy).
+ */
 export function harborReportFromTrivy(trivy: TrivyReport, artifact: { repository: string; digest: string }): HarborVulnerabilityReport {
-  const vulnerabilities = (trivy.Results ?? []).flatMap((result) =>
-    (result.Vulnerabilities ?? []).map((vulnerability) => ({
-      id: vulnerability.VulnerabilityID,
-      package: vulnerability.PkgName,
-      version: vulnerability.InstalledVersion ?? '',
-      ...(vulnerability.FixedVersion ? { fix_version: vulnerability.FixedVersion } : {}),
-      severity: HARBOR_SEVERITY[vulnerability.Severity] ?? 'Unknown',
-      ...(vulnerability.Status ? { status: vulnerability.Status } : {}),
-      links: vulnerability.PrimaryURL ? [vulnerability.PrimaryURL] : (vulnerability.References ?? []),
-    })),
-  );
-  // harbor-scanner-trivy starts from Unknown and keeps the highest severity found.
-  const order: HarborSeverity[] = ['Unknown', 'Negligible', 'Low', 'Medium', 'High', 'Critical'];
-  const severity = vulnerabilities.reduce<HarborSeverity>((worst, item) => (order.indexOf(item.severity) > order.indexOf(worst) ? item.severity : worst), 'Unknown');
-  return {
-    generated_at: '2026-01-02T03:04:08.000Z',
-    artifact: { repository: artifact.repository, digest: artifact.digest, mime_type: 'application/vnd.oci.image.manifest.v1+json' },
+  return normalizeTrivyReport({
+    trivy,
+    artifact: { repository: artifact.repository, digest: artifact.digest, mimeType: 'application/vnd.oci.image.manifest.v1+json' },
     scanner: { name: 'Trivy', vendor: 'Aqua Security', version: 'v0.50.0' },
-    severity,
-    vulnerabilities,
-  };
+    generatedAt: '2026-01-02T03:04:08.000Z',
+  });
 }
