@@ -64,6 +64,9 @@ export const runProcess: RunProcess = (request) =>
     }, request.timeoutMs);
     const onAbort = () => killTree();
     request.signal?.addEventListener('abort', onAbort, { once: true });
+    // An 'abort' event fires only once: a signal aborted before the spawn (the scanner closed while
+    // the job fetched its credential) would otherwise let the child run until its timeout.
+    if (request.signal?.aborted) killTree();
 
     const collect = (into: Buffer[]) => (chunk: Buffer) => {
       size += chunk.length;
