@@ -4,7 +4,7 @@ import { planPullSecrets, shouldPinDigest } from '../policy/evaluate.js';
 import type { PolicyResult, PullSecretPlan, ReviewedImage } from '../policy/types.js';
 import { RequestLookups, raceDeadline } from '../verdicts/cache.js';
 import type { Deadline } from './deadline.js';
-import { childPointer, describePatch, type PatchOperation } from './json-patch.js';
+import { childPointer, describePatch, resolvePointer, type PatchOperation } from './json-patch.js';
 import { pullSecretNames } from './pod-spec.js';
 import type { AdmissionReviewRequest } from './review.js';
 import { admissionContext, reviewImages, selectSubject, type Subject } from './subject.js';
@@ -94,6 +94,10 @@ async function ensureSecrets(deps: PipelineDeps, subject: Subject, plans: readon
   return warnings.filter((warning): warning is string => warning !== undefined);
 }
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
 /** The image as written with its tag replaced by `@digest` (`reg/app:1.2` → `reg/app@sha256:…`). */
 export function pinnedImage(image: ReviewedImage, digest: string): string {
   const original = image.reference.original.trim();
@@ -123,12 +127,13 @@ async function pinDigests(
     originals[image.container] = image.reference.original;
   }
   if (operations.length === 0 || subject.location.metadataPointer === undefined) return { operations, warnings };
-  const object = subject.review.request.object as { metadata?: { annotations?: Record<string, unknown> } } | undefined;
-  const annotations = object?.metadata?.annotations;
+  const metadataPointer = subject.location.metadataPointer;
+  // Read the metadata the patch writes to (at metadataPointer), checked: the object is whatever was submitted.
+  const metadata = resolvePointer(subject.review.request.object, metadataPointer);
+  const annotations = isRecord(metadata) && isRecord(metadata.annotations) ? metadata.annotations : undefined;
   const previous = parseOriginals(annotations?.[ORIGINAL_IMAGES_ANNOTATION]);
   const value = JSON.stringify({ ...previous, ...originals });
-  const metadataPointer = subject.location.metadataPointer;
-  if (object?.metadata === undefined) {
+  if (!isRecord(metadata)) {
     operations.push({ op: 'add', path: metadataPointer, value: { annotations: { [ORIGINAL_IMAGES_ANNOTATION]: value } } });
   } else if (annotations === undefined) {
     operations.push({ op: 'add', path: childPointer(metadataPointer, 'annotations'), value: { [ORIGINAL_IMAGES_ANNOTATION]: value } });
