@@ -1,5 +1,5 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { PortcullisError, describeError } from '../../errors.js';
@@ -35,9 +35,16 @@ export async function loadOrCreateSigningKey(dataDir: string): Promise<SigningKe
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const temporary = `${path}.${process.pid}.tmp`;
-    writeFileSync(temporary, pem, { mode: 0o600, flag: 'wx' });
-    renameSync(temporary, path);
+    // A random name, not the pid: in a container the pid is the same on every start, so a temporary
+    // file left by a crash between write and rename made every later start fail with EEXIST.
+    const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      writeFileSync(temporary, pem, { mode: 0o600, flag: 'wx' });
+      renameSync(temporary, path);
+    } catch (error) {
+      rmSync(temporary, { force: true });
+      throw new PortcullisError('INTERNAL', `${path}: cannot write the token signing key: ${describeError(error)}`, { cause: error });
+    }
   }
   let privateKey: KeyObject;
   try {
