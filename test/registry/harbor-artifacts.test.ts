@@ -217,6 +217,22 @@ describe('the Harbor artifacts API', () => {
     expectSwagger('Errors', chart.json);
   });
 
+  it("starts scans only for maintainers and above, as Harbor's role matrix says (scan:create)", async () => {
+    const basic = (user: string) => ({ authorization: `Basic ${Buffer.from(`${user}:Scan-Test-Passw0rd`).toString('base64')}` });
+    for (const [username, role_id] of [['scan-dev', 2], ['scan-maintainer', 4]] as const) {
+      expect((await harbor('POST', '/users', { username, password: 'Scan-Test-Passw0rd', email: `${username}@example.com`, realname: username })).status).toBe(201);
+      expect((await harbor('POST', '/projects/library/members', { role_id, member_user: { username } })).status).toBe(201);
+    }
+    const before = scans.requested.length;
+    const developer = await harbor('POST', '/projects/library/repositories/app/artifacts/v1/scan', undefined, basic('scan-dev'));
+    expect(developer.status).toBe(403);
+    expectSwagger('Errors', developer.json);
+    expect(scans.requested).toHaveLength(before);
+    const maintainer = await harbor('POST', '/projects/library/repositories/app/artifacts/v1/scan', undefined, basic('scan-maintainer'));
+    expect(maintainer.status).toBe(202);
+    expect(scans.requested).toHaveLength(before + 1);
+  });
+
   it('adds a tag, refuses a duplicate with 409, and deletes it again, emitting tag events', async () => {
     const added = await harbor('POST', '/projects/library/repositories/app/artifacts/v1/tags', { name: 'stable' });
     expect(added.status).toBe(201);

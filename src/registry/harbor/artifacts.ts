@@ -179,8 +179,9 @@ export async function harborArtifactRoutes(app: FastifyInstance, deps: HarborArt
   });
 
   app.post('/projects/:project_name/repositories/:repository_name/artifacts/:reference/scan', { schema: { params: REFERENCE_PARAMS } }, async (request, reply) => {
-    // Harbor lets developers and above start scans: the same principals that may push.
-    const located = await locate(request, ['push']);
+    // Starting a scan is `scan:create`, which Harbor's role matrix (src/registry/auth/roles.ts)
+    // gives to maintainers and above: the principals that hold `delete`.
+    const located = await locate(request, ['delete']);
     const { reference } = request.params as { reference: string };
     const row = await artifact(located, reference);
     if (!deps.scans) throw new PortcullisError('REGISTRY_SCANNER_UNAVAILABLE', 'no scanner is configured for this registry; scan requests cannot be accepted');
