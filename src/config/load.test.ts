@@ -67,6 +67,16 @@ describe('loadConfig', () => {
     expect(problems).toHaveLength(4);
   });
 
+  it('never echoes a secret value into an error, from the file or the environment', () => {
+    const file = configFile('registry:\n  adminPassword: short\n');
+    const problems = problemsOf(() => loadConfig({ file, env: {} }));
+    expect(problems).toEqual([`${file} /registry/adminPassword: must NOT have fewer than 8 characters, got [redacted]`]);
+    const broken = configFile('registry:\n  adminPassword: "hunter2-secret\n  listen: x\n');
+    const parse = problemsOf(() => loadConfig({ file: broken, env: {} }));
+    expect(parse).toHaveLength(1);
+    expect(parse[0]).not.toContain('hunter2');
+  });
+
   it('rejects a file that is not a mapping', () => {
     const file = configFile('- just\n- a list\n');
     expect(problemsOf(() => loadConfig({ file, env: {} }))).toEqual([`${file}: expected a mapping at the top level, got a list`]);

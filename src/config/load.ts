@@ -97,6 +97,13 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** Fields whose values must never be echoed into an error (and from there into logs). */
+const SECRET_FIELD = /password|token|secret|key$/i;
+
+function shown(path: string, value: unknown): string {
+  return SECRET_FIELD.test(path.split('/').pop() ?? '') ? '[redacted]' : JSON.stringify(value);
+}
+
 function formatAjvError(error: ErrorObject, source: (path: string) => string): string {
   const path = error.instancePath || '/';
   if (error.keyword === 'additionalProperties') {
@@ -105,9 +112,9 @@ function formatAjvError(error: ErrorObject, source: (path: string) => string): s
   }
   if (error.keyword === 'enum') {
     const allowed = (error.params as { allowedValues: unknown[] }).allowedValues.map(String).join(', ');
-    return `${source(path)}${path}: must be one of ${allowed}, got ${JSON.stringify(error.data)}`;
+    return `${source(path)}${path}: must be one of ${allowed}, got ${shown(path, error.data)}`;
   }
-  return `${source(path)}${path}: ${error.message ?? 'is invalid'}, got ${JSON.stringify(error.data)}`;
+  return `${source(path)}${path}: ${error.message ?? 'is invalid'}, got ${shown(path, error.data)}`;
 }
 
 /**
@@ -128,7 +135,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       else if (isPlainObject(parsed)) fromFile = parsed;
       else problems.push(`${file}: expected a mapping at the top level, got ${Array.isArray(parsed) ? 'a list' : typeof parsed}`);
     } catch (error) {
-      problems.push(`${file}: ${describeError(error)}`);
+      // The YAML parser quotes the lines around a mistake, which may hold a password: keep only
+      // its first line, which says what is wrong and where.
+      problems.push(`${file}: ${describeError(error).split('\n')[0] ?? 'cannot be read'}`);
     }
   }
 
