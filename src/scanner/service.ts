@@ -116,6 +116,7 @@ export class Scanner implements ScanPort {
   readonly #metrics: { jobs: Counter<'outcome'>; duration: Histogram; ready: Gauge };
   #unsubscribe: (() => void) | undefined;
   #caDir: string | undefined;
+  readonly #finishedListeners = new Set<(job: { digest: string; repository: string; status: 'succeeded' | 'failed' }) => void>();
 
   constructor(deps: ScannerDeps) {
     this.#deps = deps;
@@ -312,10 +313,29 @@ export class Scanner implements ScanPort {
     }
   }
 
+  /**
+   * Calls `listener` each time a scan job ends for good (succeeded, or failed after its last
+   * attempt); not for a failure that will be retried. Returns the function that unsubscribes.
+   * A listener that throws is logged and does not affect the queue or other listeners.
+   */
+  onScanFinished(listener: (job: { digest: string; repository: string; status: 'succeeded' | 'failed' }) => void): () => void {
+    this.#finishedListeners.add(listener);
+    return () => this.#finishedListeners.delete(listener);
+  }
+
   #recordSettled(job: ScanJob, result: JobResult): void {
     const outcome = result.kind === 'done' ? 'succeeded' : job.status === 'queued' ? `retry_${result.kind}` : 'failed';
     this.#metrics.jobs.inc({ outcome });
     if (job.status === 'failed') this.#externalAuth.delete(job.id);
+    if (job.status === 'queued') return;
+    const finished = { digest: job.digest, repository: job.repository, status: result.kind === 'done' ? ('succeeded' as const) : ('failed' as const) };
+    for (const listener of this.#finishedListeners) {
+      try {
+        listener(finished);
+      } catch (error) {
+        this.#deps.logger.error({ err: error, digest: job.digest }, 'scan finished listener failed');
+      }
+    }
   }
 
   // ScanPort ------------------------------------------------------------------------------------

@@ -146,6 +146,11 @@ export class VerdictCache {
     return verdict === undefined ? undefined : { digest, verdict: verdict.value };
   }
 
+  /** Forgets the verdict of one digest (its scan just finished), so the next lookup asks the source. */
+  forget(digest: string): void {
+    this.#verdicts.delete(digest);
+  }
+
   /** Forgets everything (tests; a changed source). */
   clear(): void {
     this.#verdicts.clear();

@@ -167,4 +167,15 @@ describe('verdict cache over the Harbor source', () => {
       harbor.hang = false;
     }
   });
+
+  it('asks the source again for a digest it was told to forget (its scan just finished)', async () => {
+    const cache = new VerdictCache({ source, max: 100, ttlMs: 60_000 });
+    const reference = parseImageReference(`${harbor.host}/team/photon:3.0`);
+    const first = await cache.lookup(reference, options());
+    expect(first.digest).toBeDefined();
+    const before = harbor.requests;
+    cache.forget(first.digest!);
+    expect((await cache.lookup(reference, options())).verdict.state).toBe('scanned');
+    expect(harbor.requests).toBeGreaterThan(before);
+  });
 });

@@ -100,10 +100,13 @@ describe('the scanner with the Trivy stand-in against a registry with basic auth
 
   it('runs Trivy once for 100 concurrent scan requests of one digest', async () => {
     const scanner = await harness();
+    const finished: { digest: string; status: string }[] = [];
+    scanner.scanner.onScanFinished((job) => finished.push({ digest: job.digest, status: job.status }));
     await Promise.all(Array.from({ length: 100 }, () => scanner.scanPort.requestScan({ repository: 'team/clean', digest: images.clean!.digest, mediaType: MANIFEST })));
     const job = await scanner.scanner.store.latestJob(images.clean!.digest);
     expect((await scanner.scanner.queue.settled(job!.id)).status).toBe('succeeded');
     expect(scanner.scans()).toHaveLength(1);
+    expect(finished).toEqual([{ digest: images.clean!.digest, status: 'succeeded' }]);
     expect((await scanner.scanPort.overview(images.clean!.digest))?.[VULNERABILITY_REPORT_MIME]).toMatchObject({ severity: 'None', summary: { total: 0, fixable: 0, summary: {} } });
   });
 
