@@ -369,6 +369,16 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
         clock: now,
         tls,
       });
+      // A finished scan changes a verdict: the webhook forgets its cached one at once, and the
+      // background audit re-evaluates the running pods.
+      if (scanner) {
+        const cache = admission.verdictCache;
+        const background = audit.background;
+        scanner.scanner.onScanFinished((job) => {
+          cache?.forget(job.digest);
+          void background?.rerun(`scan of ${job.repository}@${job.digest} ${job.status}`).catch((error: unknown) => logger.warn({ [F.err]: describeError(error) }, 'background audit rerun failed'));
+        });
+      }
       await server.register(admission.routes);
       // Without the registry here, the audit API is served next to the webhooks.
       if (!registry) await server.register(audit.routes);
