@@ -378,6 +378,12 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
           cache?.forget(job.digest);
           void background?.rerun(`scan of ${job.repository}@${job.digest} ${job.status}`).catch((error: unknown) => logger.warn({ [F.err]: describeError(error) }, 'background audit rerun failed'));
         });
+        // New vulnerability data makes stored reports stale: cached verdicts go, and the background
+        // audit re-evaluates; rescans are queued when the webhook next asks for a stale digest.
+        scanner.scanner.status.onDbChange(() => {
+          cache?.clear();
+          void background?.rerun('trivy vulnerability database changed').catch((error: unknown) => logger.warn({ [F.err]: describeError(error) }, 'background audit rerun failed'));
+        });
       }
       await server.register(admission.routes);
       // Without the registry here, the audit API is served next to the webhooks.
