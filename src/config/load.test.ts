@@ -88,4 +88,29 @@ describe('loadConfig', () => {
     expect(names).toContain('PORTCULLIS_ADMIN_PASSWORD');
     expect(new Set(names).size).toBe(names.length);
   });
+  describe('the scanner API token', () => {
+    const token = 'a-token-of-sixteen-or-more';
+    const problem = 'PORTCULLIS_SCANNER_API_TOKEN / scanner.apiToken: required when scanner.listen (0.0.0.0:8080) is not a loopback address';
+    it.each([
+      ['the default loopback address without a token', {}, {}],
+      ['127.0.0.2 without a token', {}, { scanner: { listen: '127.0.0.2:8080' } }],
+      ['localhost without a token', {}, { scanner: { listen: 'localhost:8080' } }],
+      ['0.0.0.0 with a token from the environment', { PORTCULLIS_SCANNER_API_TOKEN: token }, { scanner: { listen: '0.0.0.0:8080' } }],
+      ['0.0.0.0 from the environment with a token', { PORTCULLIS_SCANNER_LISTEN: '0.0.0.0:8080', PORTCULLIS_SCANNER_API_TOKEN: token }, {}],
+    ])('accepts %s', (_name, env, overrides) => {
+      expect(() => loadConfig({ env, overrides })).not.toThrow();
+    });
+
+    it('is required when the scanner listens on a non-loopback address, from the environment or a flag', () => {
+      expect(problemsOf(() => loadConfig({ env: { PORTCULLIS_SCANNER_LISTEN: '0.0.0.0:8080' } }))).toEqual([problem]);
+      expect(problemsOf(() => loadConfig({ env: {}, overrides: { scanner: { listen: '0.0.0.0:8080' } } }))).toEqual([problem]);
+    });
+
+    it('is reported together with the other problems', () => {
+      const problems = problemsOf(() =>
+        loadConfig({ env: { PORTCULLIS_SCANNER_LISTEN: '0.0.0.0:8080', PORTCULLIS_SCANNER_CONCURRENCY: 'many' } }),
+      );
+      expect(problems).toEqual([expect.stringContaining('PORTCULLIS_SCANNER_CONCURRENCY'), problem]);
+    });
+  });
 });

@@ -174,6 +174,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     };
     for (const error of validate.errors ?? []) problems.push(formatAjvError(error, source));
   }
+  problems.push(...crossFieldProblems(merged));
 
   if (problems.length > 0) {
     throw new PortcullisError('CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`, {
@@ -181,6 +182,32 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     });
   }
   return deepFreeze(merged as unknown as Config);
+}
+
+/** True for 127.0.0.0/8, `localhost` and `::1` (with or without brackets). */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+}
+
+/**
+ * Rules that span fields, checked once the schema holds. The scanner's adapter API makes the
+ * scanner pull any repository with its robot credential: reachable from other hosts, it needs a token.
+ */
+function crossFieldProblems(merged: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const scanner = isPlainObject(merged.scanner) ? merged.scanner : {};
+  const listen = scanner.listen;
+  // A malformed listen address is already reported by the schema.
+  if (typeof listen === 'string' && listen.includes(':')) {
+    const token = scanner.apiToken;
+    if (!isLoopbackHost(parseHostPort(listen).host) && (typeof token !== 'string' || token === '')) {
+      problems.push(
+        `PORTCULLIS_SCANNER_API_TOKEN / scanner.apiToken: required when scanner.listen (${listen}) is not a loopback address`,
+      );
+    }
+  }
+  return problems;
 }
 
 /** Splits `HOST:PORT` (validated by the schema) into its parts. */
