@@ -250,15 +250,49 @@ describe('manifests: least privilege', () => {
     expect(byKind('PodDisruptionBudget')[0]?.object).toMatchObject({ spec: { minAvailable: 1, selector: { matchLabels: { 'app.kubernetes.io/component': 'webhook' } } } });
   });
 
-  it('gives the scanner Trivy and a cache volume, and only the webhook an API token', () => {
-    const scanner = deployments.find(({ object }) => object.metadata.name === 'portcullis-scanner')?.object;
-    expect(JSON.stringify(scanner)).toContain('PORTCULLIS_SCANNER_CACHE_DIR');
-    expect((at(scanner, ['spec', 'template', 'spec', 'containers']) as { image: string }[])[0]?.image).toBe('portcullis-scanner');
+  const argsOf = (deployment: Manifest) => (at(deployment, ['spec', 'template', 'spec', 'containers']) as { args?: string[] }[])[0]?.args ?? [];
+  const rolesOf = (deployment: Manifest) => argsOf(deployment).flatMap((arg, index, args) => (args[index - 1] === '--role' ? [arg] : []));
+
+  it('runs the scanner only in the same pod as the registry (robot credentials, push events and the scan port are in-process)', () => {
+    const scanning = deployments.filter(({ object }) => rolesOf(object).includes('scanner'));
+    expect(scanning.map(({ object }) => object.metadata.name)).toEqual(['portcullis-registry']);
+    for (const { object } of scanning) expect(rolesOf(object).sort()).toEqual(['registry', 'scanner']);
+    for (const { object } of deployments) expect(rolesOf(object).length, object.metadata.name).toBeGreaterThan(0);
+  });
+
+  it('keeps the embedded SQLite single-writer: the registry+scanner pod runs one replica, recreated, on one volume', () => {
+    const combined = deployments.find(({ object }) => object.metadata.name === 'portcullis-registry')?.object;
+    expect(at(combined, ['spec', 'replicas'])).toBe(1);
+    expect(at(combined, ['spec', 'strategy', 'type'])).toBe('Recreate');
+    const volumes = at(combined, ['spec', 'template', 'spec', 'volumes']) as { persistentVolumeClaim?: { claimName: string } }[];
+    expect(volumes.flatMap((volume) => (volume.persistentVolumeClaim ? [volume.persistentVolumeClaim.claimName] : []))).toEqual(['portcullis-registry']);
+    expect(byKind('PersistentVolumeClaim').map(({ object }) => object.metadata.name)).toEqual(['portcullis-registry']);
+  });
+
+  it('gives the scanner Trivy, a cache on the volume and an API token from a Secret, and only the webhook a Kubernetes token', () => {
+    const combined = deployments.find(({ object }) => object.metadata.name === 'portcullis-registry')?.object;
+    const container = (at(combined, ['spec', 'template', 'spec', 'containers']) as { image: string; env: { name: string; value?: string; valueFrom?: unknown }[] }[])[0];
+    expect(container?.image).toBe('portcullis-scanner');
+    const env = new Map((container?.env ?? []).map((variable) => [variable.name, variable]));
+    expect(env.get('PORTCULLIS_SCANNER_CACHE_DIR')?.value).toMatch(/^\/data\//);
+    expect(env.get('PORTCULLIS_SCANNER_LISTEN')?.value).toBe('0.0.0.0:8080');
+    // A non-loopback scanner needs a token (loadConfig refuses to start without it); never a literal value.
+    expect(env.get('PORTCULLIS_SCANNER_API_TOKEN')).toEqual({ name: 'PORTCULLIS_SCANNER_API_TOKEN', valueFrom: { secretKeyRef: { name: 'portcullis-scanner-token', key: 'token' } } });
+    expect(byKind('Secret')).toEqual([]);
     for (const { object } of deployments) {
       const automount = at(object, ['spec', 'template', 'spec', 'automountServiceAccountToken']);
       if (object.metadata.name === 'portcullis-webhook') expect(automount).toBeUndefined();
       else expect(automount).toBe(false);
     }
+  });
+
+  it('points the portcullis-scanner Service at the scanner port of the registry+scanner pod', () => {
+    const service = byKind('Service').find(({ object }) => object.metadata.name === 'portcullis-scanner')?.object;
+    expect(at(service, ['spec', 'selector'])).toEqual(at(deployments.find(({ object }) => object.metadata.name === 'portcullis-registry')?.object, ['spec', 'selector', 'matchLabels']));
+    expect(at(service, ['spec', 'ports'])).toEqual([{ name: 'https', port: 8080, targetPort: 'scanner' }]);
+    const combined = deployments.find(({ object }) => object.metadata.name === 'portcullis-registry')?.object;
+    const ports = (at(combined, ['spec', 'template', 'spec', 'containers']) as { ports: { name: string; containerPort: number }[] }[])[0]?.ports;
+    expect(ports).toContainEqual({ name: 'scanner', containerPort: 8080 });
   });
 
   it('grants no wildcard and touches the webhook configurations only by name', () => {
