@@ -106,7 +106,7 @@ export interface Config {
     retryBackoffSeconds: number;
     /** How often `trivy --version` is probed (readiness, vulnerability DB changes). */
     statusIntervalSeconds: number;
-    /** When set, the scanner API (`/api/v1/…`) requires `Authorization: Bearer <apiToken>`. */
+    /** When set, the scanner API (`/api/v1/…`) requires `Authorization: Bearer <apiToken>`. Required when `listen` is not a loopback address. */
     apiToken?: string;
   };
   audit: {
