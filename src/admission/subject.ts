@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import { ImageReferenceError, parseImageReference } from '../policy/image-reference.js';
+import { ImageReferenceError, parseImageReference, type ImageReference } from '../policy/image-reference.js';
 import type { AdmissionContext, Operation, PolicyResult, ReviewedImage } from '../policy/types.js';
 import { containerImages, locatePodSpec, objectMeta, type ContainerImage, type PodSpecLocation } from './pod-spec.js';
 import type { AdmissionReviewRequest } from './review.js';
@@ -61,6 +61,25 @@ export function admissionContext(subject: Subject, namespaceLabels: Readonly<Rec
 export const BUILTIN_POLICY = 'portcullis';
 
 /**
+ * Parsed references by their text: controllers send the same few images again and again, and the
+ * parse (several regular expressions per reference) was the largest single cost of the validate
+ * path. Bounded; emptied when full. Only successful parses are kept (an invalid reference throws
+ * every time, with its message). Each caller gets its own copy.
+ */
+const PARSED_MAX = 4096;
+const parsed = new Map<string, Readonly<ImageReference>>();
+
+function parseReference(text: string): ImageReference {
+  let reference = parsed.get(text);
+  if (reference === undefined) {
+    reference = parseImageReference(text);
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(text, reference);
+  }
+  return { ...reference };
+}
+
+/**
  * Parses each container's image. A reference that cannot be parsed cannot be checked by any
  * policy, so it becomes an `error` result that denies (fail closed) instead of an image.
  */
@@ -69,7 +88,7 @@ export function reviewImages(containers: readonly ContainerImage[]): { images: R
   const invalid: PolicyResult[] = [];
   for (const container of containers) {
     try {
-      images.push({ pointer: container.pointer, container: container.container, containerType: container.containerType, reference: parseImageReference(container.image) });
+      images.push({ pointer: container.pointer, container: container.container, containerType: container.containerType, reference: parseReference(container.image) });
     } catch (error) {
       if (!(error instanceof ImageReferenceError)) throw error;
       invalid.push({
