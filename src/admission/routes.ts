@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { PortcullisError, describeError } from '../errors.js';
 import { F } from '../log/fields.js';
 import { RequestDeadline, type Deadline } from './deadline.js';
@@ -39,6 +39,7 @@ export function deadlineMs(timeoutSeconds: number, marginMs: number): number {
  */
 export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
   const recorder = deps.metrics;
+  const pending = new PendingDecisions(deps.decisions);
   return async (app: FastifyInstance) => {
     // kube-apiserver always sends JSON; anything else (text/plain included) is refused with 415.
     app.removeContentTypeParser('text/plain');
@@ -96,17 +97,51 @@ export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
             'admission decided',
           );
           // Built and handed over after the answer is on its way; the sink never blocks.
-          setImmediate(() => {
-            try {
-              deps.decisions.record(decisionRecord(webhook, review, outcome, arrived, seconds * 1000));
-            } catch (error) {
-              // The contract says record never throws; a sink that does must not take the process down.
-              request.log.error({ [F.uid]: review.request.uid, [F.err]: error }, 'decision sink failed');
-            }
-          });
+          pending.defer({ webhook, review, outcome, arrived, durationMs: seconds * 1000, log: request.log });
         }
         return reply.status(200).send(body);
       });
+    }
+  };
+}
+
+interface Decided {
+  webhook: Webhook;
+  review: AdmissionReviewRequest;
+  outcome: Outcome;
+  arrived: Date;
+  durationMs: number;
+  log: FastifyBaseLogger;
+}
+
+/**
+ * Decisions waiting to be recorded: the records are built and handed to the sink after the
+ * answers are written, all the requests of one event-loop turn in one `setImmediate` (one per
+ * request cost a check-phase callback and a closure each on the hot path).
+ */
+class PendingDecisions {
+  readonly #sink: DecisionSink;
+  #queue: Decided[] = [];
+
+  constructor(sink: DecisionSink) {
+    this.#sink = sink;
+  }
+
+  defer(decided: Decided): void {
+    this.#queue.push(decided);
+    if (this.#queue.length === 1) setImmediate(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    const queue = this.#queue;
+    this.#queue = [];
+    for (const { webhook, review, outcome, arrived, durationMs, log } of queue) {
+      try {
+        this.#sink.record(decisionRecord(webhook, review, outcome, arrived, durationMs));
+      } catch (error) {
+        // The contract says record never throws; a sink that does must not take the process down.
+        log.error({ [F.uid]: review.request.uid, [F.err]: error }, 'decision sink failed');
+      }
     }
   };
 }

@@ -127,7 +127,9 @@ export async function validateReview(deps: PipelineDeps, review: AdmissionReview
     return { answer: { allowed: false, message: NO_POLICIES }, subject, images: [], results: [], mode: 'deny', patch: [] };
   }
   const { images, invalid } = reviewImages(subject.containers);
-  const context = admissionContext(subject, await namespaceLabels(deps, subject.namespace, deadline));
+  // Without a kube client there is nothing to wait for: no extra promise on the hot path.
+  const labels = deps.kube && subject.namespace !== '' ? await namespaceLabels(deps, subject.namespace, deadline) : {};
+  const context = admissionContext(subject, labels);
   const now = deps.now();
   let evaluation: Evaluation | undefined;
   // Warm path: the same inputs with the same cached verdicts were evaluated a moment ago.
