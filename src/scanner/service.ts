@@ -103,6 +103,9 @@ function parseAuthorization(value: string | undefined): RegistryAuth {
   return { kind: 'none' };
 }
 
+/** Most rescans queued at once after a vulnerability DB change; the rest are rescanned when asked for. */
+const RESCAN_BATCH_LIMIT = 10_000;
+
 export class Scanner implements ScanPort {
   readonly queue: ScanQueue;
   readonly status: TrivyStatus;
@@ -161,9 +164,10 @@ export class Scanner implements ScanPort {
       this.#metrics.ready.set(state.ready ? 1 : 0);
       if (state.ready) this.queue.pump();
     });
-    this.status.onDbChange((previous, current) =>
-      deps.logger.info({ previous, current }, 'trivy vulnerability database changed; reports scanned with the old one are rescanned when asked for'),
-    );
+    this.status.onDbChange((previous, current) => {
+      deps.logger.info({ previous, current }, 'trivy vulnerability database changed; queueing rescans of reports made with the old one');
+      if (current !== undefined) void this.#rescanAll(current);
+    });
     deps.readiness.register('trivy', () => {
       const state = this.status.state;
       return { ok: state.ready, reason: describeState(state) };
@@ -310,6 +314,21 @@ export class Scanner implements ScanPort {
         return { kind: 'not-ready', error: outcome.error };
       default:
         return outcome;
+    }
+  }
+
+  /**
+   * Queues a rescan of every stored report made with another vulnerability DB (one job per digest;
+   * the queue's concurrency limit paces them). Failures are logged: the lazy path (a verdict asked
+   * for a stale digest) still rescans what this misses.
+   */
+  async #rescanAll(dbUpdatedAt: string): Promise<void> {
+    try {
+      const stale = await this.store.reportsScannedBefore(dbUpdatedAt, RESCAN_BATCH_LIMIT);
+      for (const artifact of stale) await this.enqueue({ ...artifact, trigger: 'rescan' });
+      this.#deps.logger.info({ count: stale.length }, 'rescans queued after a vulnerability database change');
+    } catch (error) {
+      this.#deps.logger.error({ err: error }, 'queueing rescans after a vulnerability database change failed');
     }
   }
 

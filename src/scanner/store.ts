@@ -321,6 +321,25 @@ export class ScannerStore {
       .execute();
   }
 
+  /**
+   * Artifacts of the configured registry whose stored report was made with a vulnerability DB
+   * other than `dbUpdatedAt` (or an unknown one), oldest scan first, at most `limit`. Reports of
+   * other registries (adapter jobs) are left out: their credentials are not kept.
+   */
+  async reportsScannedBefore(dbUpdatedAt: string, limit: number): Promise<{ digest: string; repository: string; mediaType: string }[]> {
+    const rows = await this.#db
+      .selectFrom('scanner_reports as r')
+      .innerJoin('scanner_jobs as j', 'j.id', 'r.job_id')
+      .select(['r.digest', 'r.repository', 'j.media_type'])
+      .where('r.outcome', '=', 'report')
+      .where('j.registry_url', 'is', null)
+      .where((eb) => eb.or([eb('r.db_updated_at', 'is', null), eb('r.db_updated_at', '!=', dbUpdatedAt)]))
+      .orderBy('r.scanned_at')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({ digest: row.digest, repository: row.repository, mediaType: row.media_type }));
+  }
+
   async outcome(digest: string): Promise<StoredOutcome | undefined> {
     const row = await this.#db.selectFrom('scanner_reports').selectAll().where('digest', '=', digest).executeTakeFirst();
     return row ? toOutcome(row) : undefined;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { VULNERABILITY_REPORT_MIME } from '../../src/harbor/report.js';
 import { manualClock } from '../../src/scanner/clock.js';
 import type { CredentialIssuer } from '../../src/scanner/ports.js';
@@ -219,6 +219,8 @@ describe('the scanner with the Trivy stand-in against a registry with basic auth
 
     scanner.control({ dbUpdatedAt: '2026-03-03T00:00:00Z' });
     await scanner.scanner.status.refresh();
+    // The change itself queues the rescan: nobody has asked for the verdict yet.
+    await vi.waitFor(async () => expect((await scanner.scanner.store.latestJob(digest))?.trigger).toBe('rescan'));
     expect((await ask()).state).toBe('scanned');
     const rescan = await scanner.scanner.store.latestJob(digest);
     expect(rescan?.trigger).toBe('rescan');
