@@ -12,8 +12,8 @@ import { parseTrivyReportText } from './trivy-report.js';
 
 // Verbatim copies of ../shared/reference/harbor/swagger.v2.15.2.yaml and
 // ../shared/reference/pluggable-scanner-spec/scanner-adapter-openapi-v1.1.yaml.
-const swaggerFile = new URL('../../test/fixtures/admission/reference/swagger.v2.15.2.yaml', import.meta.url);
-const adapterFile = new URL('../../test/fixtures/admission/reference/scanner-adapter-openapi-v1.1.yaml', import.meta.url);
+const swaggerFile = new URL('../../test/fixtures/harbor/swagger.v2.15.2.yaml', import.meta.url);
+const adapterFile = new URL('../../test/fixtures/pluggable-scanner-spec/scanner-adapter-openapi-v1.1.yaml', import.meta.url);
 
 /** Validators for Harbor swagger definitions (Swagger 2.0) and the scanner-adapter report (OpenAPI 3). */
 function specValidators(): Record<'Artifact' | 'Errors' | 'VulnerabilityAdditions', ValidateFunction> {

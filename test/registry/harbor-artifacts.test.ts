@@ -1,32 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
+import { expectSwagger } from '../helpers/harbor-swagger.js';
 import { NATIVE_REPORT_MIME, VULNERABILITY_REPORT_MIME, type HarborScanOverview, type HarborVulnerabilityReport } from '../../src/harbor/report.js';
 import type { RegistryEvent } from '../../src/registry/events.js';
 import type { ScanPort } from '../../src/registry/scan-port.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushBlob, pushImage, sha256, type PushedImage } from './oci-client.js';
-
-const swagger: unknown = parseYaml(readFileSync(new URL('../fixtures/harbor/swagger.v2.15.2.yaml', import.meta.url), 'utf8'));
-const definitions = (swagger as { definitions: Record<string, unknown> }).definitions;
-const ajv = new Ajv({ strict: false, allErrors: true });
-addFormats.default(ajv);
-for (const format of ['int32', 'int64', 'int']) ajv.addFormat(format, true);
-const validators = new Map<string, ValidateFunction>();
-
-/** Asserts that `body` validates against the swagger definition `name` (or an array of it). */
-function expectSwagger(name: string, body: unknown, array = false): void {
-  const key = `${name}${array ? '[]' : ''}`;
-  let validate = validators.get(key);
-  if (!validate) {
-    const ref = { $ref: `#/definitions/${name}` };
-    validate = ajv.compile({ definitions, ...(array ? { type: 'array', items: ref } : ref) });
-    validators.set(key, validate);
-  }
-  expect(validate(body), `${key}: ${ajv.errorsText(validate.errors)}`).toBe(true);
-}
 
 const ADMIN = 'Harbor-Test-Passw0rd';
 const adminAuth = { authorization: `Basic ${Buffer.from(`admin:${ADMIN}`).toString('base64')}` };
