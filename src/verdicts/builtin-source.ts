@@ -3,6 +3,7 @@ import { fetch, type Dispatcher } from 'undici';
 import { PortcullisError, describeError } from '../errors.js';
 import { effectiveTag, type ImageReference } from '../policy/image-reference.js';
 import { SEVERITIES, VERDICT_STATES, type Verdict } from '../policy/types.js';
+import { raceDeadline } from './cache.js';
 import type { VerdictOptions, VerdictSource } from './source.js';
 
 /**
@@ -41,21 +42,7 @@ export interface BuiltinSourceOptions {
 
 /** Rejects with the abort reason as soon as `signal` aborts, whatever `work` is doing. */
 function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
+  return raceDeadline(work, signal, () => abortError(signal));
 }
 
 function abortError(signal: AbortSignal): PortcullisError {

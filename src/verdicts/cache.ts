@@ -186,11 +186,14 @@ export class DeadlineError extends Error {
   }
 }
 
-/** Settles with `promise`, or rejects with DeadlineError as soon as `signal` fires, whichever is first. */
-export function raceDeadline<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new DeadlineError());
+/**
+ * Settles with `promise`, or rejects with `deadlineError()` (a DeadlineError unless given) as soon
+ * as `signal` fires, whichever is first. `promise` itself is not cancelled.
+ */
+export function raceDeadline<T>(promise: Promise<T>, signal: AbortSignal, deadlineError: () => Error = () => new DeadlineError()): Promise<T> {
+  if (signal.aborted) return Promise.reject(deadlineError());
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new DeadlineError());
+    const onAbort = () => reject(deadlineError());
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
       (value) => {
