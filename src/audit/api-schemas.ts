@@ -7,6 +7,7 @@
 import type { JSONSchemaType } from 'ajv';
 import type { DecisionRecord } from '../admission/decision.js';
 import type { PolicyResult } from '../policy/types.js';
+import type { DecisionMatch } from './filter.js';
 
 const str = { type: 'string' } as const;
 const optStr = { type: 'string', nullable: true } as const;
@@ -70,19 +71,9 @@ export const storedDecisionSchema: JSONSchemaType<StoredDecision> = {
 };
 
 /** Query string of GET /api/v1/audit/decisions (all optional; see docs/audit.md). */
-export interface DecisionQuery {
+export interface DecisionQuery extends DecisionMatch {
   since?: string;
   until?: string;
-  namespace?: string;
-  kind?: string;
-  name?: string;
-  image?: string;
-  digest?: string;
-  policy?: string;
-  decision?: 'allow' | 'deny';
-  user?: string;
-  operation?: string;
-  dryRun?: boolean;
   limit?: number;
   cursor?: string;
 }

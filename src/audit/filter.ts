@@ -1,14 +1,10 @@
 import { PortcullisError } from '../errors.js';
 
 /**
- * The filters of a decision query after parsing (src/audit/routes.ts turns query parameters into
- * this). Every present field must match; absent fields do not filter.
+ * The fields a decision must match exactly (or by glob, for `image`), shared by the API's query
+ * string (src/audit/api-schemas.ts) and the parsed filter below. Absent fields do not filter.
  */
-export interface DecisionFilter {
-  /** Inclusive lower bound, ms since the epoch. */
-  sinceMs?: number;
-  /** Inclusive upper bound, ms since the epoch. */
-  untilMs?: number;
+export interface DecisionMatch {
   namespace?: string;
   kind?: string;
   name?: string;
@@ -21,6 +17,17 @@ export interface DecisionFilter {
   user?: string;
   operation?: string;
   dryRun?: boolean;
+}
+
+/**
+ * The filters of a decision query after parsing (src/audit/routes.ts turns query parameters into
+ * this). Every present field must match; absent fields do not filter.
+ */
+export interface DecisionFilter extends DecisionMatch {
+  /** Inclusive lower bound, ms since the epoch. */
+  sinceMs?: number;
+  /** Inclusive upper bound, ms since the epoch. */
+  untilMs?: number;
 }
 
 /** Position after the last item of a page: list order is (time DESC, id DESC). */

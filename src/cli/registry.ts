@@ -12,19 +12,7 @@ import { registryAuthMigrations } from '../registry/auth/migrations.js';
 import { registryMigrations } from '../registry/metadata/migrations.js';
 import { createRegistry, type RegistryRole } from '../registry/registry.js';
 import { EXIT, UsageError, stringOption, type Command } from './command.js';
-
-/** Resolves with the first SIGINT or SIGTERM. */
-function nextSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-}
+import { nextSignal } from './signals.js';
 
 /** The key pair from the flags, else the certificates of `portcullis certs init` when present, else none. */
 function tlsMaterial(certFile: string | undefined, keyFile: string | undefined, fallback: { certFile: string; keyFile: string }): TlsMaterial | undefined {

@@ -1,9 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, fetch } from 'undici';
-import { CONFIG_FILE_ENV, envBindings, loadConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
 import { describeError, isPortcullisError } from '../errors.js';
 import { VULNERABILITY_REPORT_MIME, type HarborVulnerabilityReport } from '../harbor/report.js';
 import { ImageReferenceError, formatImageReference, parseImageReference } from '../policy/image-reference.js';
@@ -11,17 +7,13 @@ import { SEVERITIES, severityRank } from '../policy/types.js';
 import { countSeverities } from '../scanner/normalize.js';
 import { resolveManifest } from '../scanner/registry-client.js';
 import { EXIT, UsageError, stringOption, type CliIO, type Command, type OptionValues } from './command.js';
+import { clientConfig, scannerTarget } from './client-settings.js';
 
 /**
  * The configuration (for defaults such as scanner.listen), read from the config file and the
  * configuration variables only: the client variables this command reads (PORTCULLIS_SCANNER_URL,
  * PORTCULLIS_REGISTRY_PASSWORD, PORTCULLIS_CA_FILE, …) are not configuration fields.
  */
-function clientConfig(env: CliIO['env']): Config {
-  const known = new Set([CONFIG_FILE_ENV, ...envBindings().map((binding) => binding.name)]);
-  return loadConfig({ env: Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('PORTCULLIS_') || known.has(name))) });
-}
-
 const USAGE = `Usage: portcullis scan IMAGE [options]
 
 Scans IMAGE with the Portcullis scanner and prints a summary by severity and the findings.
@@ -63,17 +55,7 @@ interface ScanSettings {
 
 function settings(values: OptionValues, io: CliIO, registryHost: string): ScanSettings {
   const config = clientConfig(io.env);
-  const scannerUrl = (stringOption(values, 'scanner') ?? io.env.PORTCULLIS_SCANNER_URL ?? `https://${config.scanner.listen}`).replace(/\/+$/, '');
-  if (!/^https?:\/\//.test(scannerUrl)) throw new UsageError(`--scanner: expected an http:// or https:// URL, got "${scannerUrl}"`);
-  const caFile = stringOption(values, 'ca') ?? io.env.PORTCULLIS_CA_FILE;
-  let ca: string | undefined;
-  if (caFile) {
-    try {
-      ca = readFileSync(resolve(io.cwd, caFile), 'utf8');
-    } catch (error) {
-      throw new UsageError(`--ca ${caFile}: cannot read: ${describeError(error)}`);
-    }
-  }
+  const { url: scannerUrl, ca } = scannerTarget(values, io, config);
   const waitText = stringOption(values, 'wait') ?? '600';
   const waitSeconds = Number(waitText);
   if (!/^\d+$/.test(waitText) || !Number.isSafeInteger(waitSeconds)) throw new UsageError(`--wait: expected whole seconds, got "${waitText}"`);

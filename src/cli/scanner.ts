@@ -1,21 +1,12 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { Agent, fetch } from 'undici';
-import { CONFIG_FILE_ENV, envBindings, loadConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
-import { describeError } from '../errors.js';
-import { EXIT, UsageError, stringOption, type CliIO, type Command } from './command.js';
+import { EXIT, UsageError, stringOption, type Command } from './command.js';
+import { clientConfig, scannerTarget } from './client-settings.js';
 
 /**
  * The configuration (for defaults such as scanner.listen), read from the config file and the
  * configuration variables only: the client variables this command reads (PORTCULLIS_SCANNER_URL,
  * PORTCULLIS_REGISTRY_PASSWORD, PORTCULLIS_CA_FILE, …) are not configuration fields.
  */
-function clientConfig(env: CliIO['env']): Config {
-  const known = new Set([CONFIG_FILE_ENV, ...envBindings().map((binding) => binding.name)]);
-  return loadConfig({ env: Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('PORTCULLIS_') || known.has(name))) });
-}
-
 const USAGE = `Usage: portcullis scanner status [options]
 
 Shows whether the scanner can scan: the Trivy version, the vulnerability database and when it was
@@ -57,16 +48,7 @@ export const scannerStatusCommand: Command = {
     const config = clientConfig(io.env);
     const output = stringOption(values, 'output') ?? 'table';
     if (output !== 'table' && output !== 'json') throw new UsageError(`--output: expected table or json, got "${output}"`);
-    const url = (stringOption(values, 'scanner') ?? io.env.PORTCULLIS_SCANNER_URL ?? `https://${config.scanner.listen}`).replace(/\/+$/, '');
-    const caFile = stringOption(values, 'ca') ?? io.env.PORTCULLIS_CA_FILE;
-    let ca: string | undefined;
-    if (caFile) {
-      try {
-        ca = readFileSync(resolve(io.cwd, caFile), 'utf8');
-      } catch (error) {
-        throw new UsageError(`--ca ${caFile}: cannot read: ${describeError(error)}`);
-      }
-    }
+    const { url, ca } = scannerTarget(values, io, config);
     const token = stringOption(values, 'token') ?? io.env.PORTCULLIS_SCANNER_API_TOKEN ?? config.scanner.apiToken;
     const dispatcher = new Agent(ca ? { connect: { ca } } : {});
     try {

@@ -4,6 +4,7 @@ import { createLogger } from '../log/logger.js';
 import { ROLES, startSuite, type Role, type Suite } from '../main.js';
 import type { ReadinessReport } from '../http/readiness.js';
 import { EXIT, UsageError, listOption, stringOption, type Command } from './command.js';
+import { nextSignal } from './signals.js';
 import { packageVersion } from './version.js';
 
 const WHAT: Record<Role, string> = {
@@ -75,19 +76,6 @@ export async function banner(suite: Suite, cwd: string): Promise<string> {
   steps.forEach(([first, ...rest], index) => lines.push(`  ${index + 1}. ${first}`, ...rest.map((line) => `  ${line}`)));
   lines.push('', 'Press Ctrl-C to stop (in-flight requests finish, the audit buffer is flushed).', '');
   return lines.join('\n');
-}
-
-/** Resolves with the name of the first SIGINT or SIGTERM; a second one kills the process as usual. */
-function nextSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
 }
 
 export const upCommand: Command = {
