@@ -11,7 +11,7 @@ import type { VerdictSource } from '../verdicts/source.js';
 import type { DecisionSink } from './decision.js';
 import { EvaluationMemo } from './evaluation-memo.js';
 import type { AdmissionKube } from './kube-port.js';
-import { createAdmissionRecorder } from './metrics.js';
+import { admissionStats } from './metrics.js';
 import { admissionRoutes } from './routes.js';
 import { namespaceExcluder } from './subject.js';
 import type { PipelineDeps } from './validate.js';
@@ -90,7 +90,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     pipeline,
     webhooks,
     deadlineMarginMs: config.deadlineMarginMs,
-    metrics: createAdmissionRecorder(deps.metrics),
+    metrics: admissionStats(deps.metrics),
     decisions: deps.decisions,
   });
   deps.readiness.register('policies', () => deps.policies.readinessCheck());

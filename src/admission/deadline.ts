@@ -13,9 +13,9 @@ export class RequestDeadline implements Deadline {
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  /** `budgetMs` from now (performance clock). */
-  constructor(budgetMs: number) {
-    this.#expiresAt = performance.now() + budgetMs;
+  /** `budgetMs` from `startedAt` (performance clock; default now). */
+  constructor(budgetMs: number, startedAt = performance.now()) {
+    this.#expiresAt = startedAt + budgetMs;
   }
 
   get signal(): AbortSignal {

@@ -1,105 +1,47 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Metric, MetricValue, MetricValueWithName, Registry } from 'prom-client';
 import type { PolicyResult } from '../policy/types.js';
 
-/** The admission metrics (docs/admission.md lists them). Registered once per registry. */
-export interface AdmissionMetrics {
-  /** `webhook`: validate | mutate; `decision`: allow | deny | invalid (a 4xx before any decision). */
-  requests: Counter<'webhook' | 'decision'>;
-  duration: Histogram<'webhook' | 'decision'>;
-  /** One increment per policy result: `result` is pass | fail | warn | skip | error. */
-  policyResults: Counter<'policy' | 'result'>;
-}
+/** Upper bounds of the duration histogram, seconds. */
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
-function existing<T>(registry: Registry, name: string): T | undefined {
-  return registry.getSingleMetric(name) as T | undefined;
-}
+const REQUESTS = 'portcullis_admission_requests_total';
+const DURATION = 'portcullis_admission_duration_seconds';
+const RESULTS = 'portcullis_policy_results_total';
 
-export function admissionMetrics(registry: Registry, onCollect?: () => void): AdmissionMetrics {
-  return {
-    requests:
-      existing<Counter<'webhook' | 'decision'>>(registry, 'portcullis_admission_requests_total') ??
-      new Counter({
-        name: 'portcullis_admission_requests_total',
-        help: 'AdmissionReview requests answered, by webhook (validate, mutate) and decision (allow, deny, invalid).',
-        labelNames: ['webhook', 'decision'],
-        registers: [registry],
-      }),
-    duration:
-      existing<Histogram<'webhook' | 'decision'>>(registry, 'portcullis_admission_duration_seconds') ??
-      new Histogram({
-        name: 'portcullis_admission_duration_seconds',
-        help: 'Time from receiving an AdmissionReview to answering it, by webhook and decision.',
-        labelNames: ['webhook', 'decision'],
-        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-        registers: [registry],
-      }),
-    policyResults:
-      existing<Counter<'policy' | 'result'>>(registry, 'portcullis_policy_results_total') ??
-      new Counter({
-        name: 'portcullis_policy_results_total',
-        help: 'Policy rule outcomes in admission, by policy and result (pass, fail, warn, skip, error).',
-        labelNames: ['policy', 'result'],
-        registers: [registry],
-        ...(onCollect ? { collect: onCollect } : {}),
-      }),
-  };
+/** The counts of one webhook × decision pair. */
+interface Slot {
+  requests: number;
+  /** Observations per bucket, not cumulative; the last element counts those above every bound. */
+  buckets: Float64Array;
+  sum: number;
+  observed: number;
 }
 
 /**
- * Records into the metrics with the label children cached: resolving label values is the costly
- * part of prom-client, and the hot path sees the same few combinations again and again.
+ * Everything the admission metrics count, in plain maps and arrays. The hot path only increments
+ * numbers here; prom-client reads the figures when `/metrics` is scraped, through the three metric
+ * views below. (prom-client's own Counter and Histogram hash the label values on every increment,
+ * which was a measurable part of the validate path.)
  */
-export class AdmissionRecorder {
-  readonly #metrics: AdmissionMetrics;
-  readonly #requests = new Map<string, { inc(): void }>();
-  readonly #durations = new Map<string, { observe(value: number): void }>();
-  /** policy → result → count, published into the counter when the registry is scraped. */
+export class AdmissionStats {
+  /** webhook → decision → counts. */
+  readonly #slots = new Map<string, Map<string, Slot>>();
+  /** policy → result → count. */
   readonly #results = new Map<string, Map<string, number>>();
-  #published = new Map<string, number>();
-
-  readonly #eager: boolean;
-
-  /** `eager`: publish after every request (when no scrape hook could be installed). */
-  constructor(metrics: AdmissionMetrics, eager = false) {
-    this.#metrics = metrics;
-    this.#eager = eager;
-  }
-
-  /**
-   * Moves the counts gathered since the last scrape into the prom-client counter. Counting in a
-   * plain map on the hot path and publishing per scrape is much cheaper than one labelled
-   * increment per result (a request has one result per policy, rule and image).
-   */
-  publish(): void {
-    for (const [policy, byResult] of this.#results) {
-      for (const [result, count] of byResult) {
-        const key = `${policy}\u0000${result}`;
-        const delta = count - (this.#published.get(key) ?? 0);
-        if (delta > 0) this.#metrics.policyResults.inc({ policy, result }, delta);
-        this.#published.set(key, count);
-      }
-    }
-  }
 
   /** One answered (or rejected, `invalid`) request; `seconds` only for answered ones. */
   request(webhook: string, decision: string, seconds?: number): void {
-    const key = `${webhook} ${decision}`;
-    let counter = this.#requests.get(key);
-    if (!counter) {
-      counter = this.#metrics.requests.labels({ webhook, decision });
-      this.#requests.set(key, counter);
-    }
-    counter.inc();
+    const slot = this.#slot(webhook, decision);
+    slot.requests += 1;
     if (seconds === undefined) return;
-    let histogram = this.#durations.get(key);
-    if (!histogram) {
-      histogram = this.#metrics.duration.labels({ webhook, decision });
-      this.#durations.set(key, histogram);
-    }
-    histogram.observe(seconds);
+    let bucket = 0;
+    while (bucket < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[bucket]!) bucket += 1;
+    slot.buckets[bucket]! += 1;
+    slot.sum += seconds;
+    slot.observed += 1;
   }
 
-  /** The results of one request, counted by policy and result (published by publish()). */
+  /** The results of one request, counted by policy and result. */
   results(results: readonly PolicyResult[]): void {
     for (const result of results) {
       let byResult = this.#results.get(result.policy);
@@ -109,15 +51,105 @@ export class AdmissionRecorder {
       }
       byResult.set(result.status, (byResult.get(result.status) ?? 0) + 1);
     }
-    if (this.#eager) this.publish();
+  }
+
+  reset(): void {
+    this.#slots.clear();
+    this.#results.clear();
+  }
+
+  requestValues(): MetricValue<'webhook' | 'decision'>[] {
+    const values: MetricValue<'webhook' | 'decision'>[] = [];
+    for (const [webhook, byDecision] of this.#slots) {
+      for (const [decision, slot] of byDecision) values.push({ labels: { webhook, decision }, value: slot.requests });
+    }
+    return values;
+  }
+
+  durationValues(): MetricValueWithName<'webhook' | 'decision' | 'le'>[] {
+    const values: MetricValueWithName<'webhook' | 'decision' | 'le'>[] = [];
+    for (const [webhook, byDecision] of this.#slots) {
+      for (const [decision, slot] of byDecision) {
+        if (slot.observed === 0) continue;
+        let cumulative = 0;
+        DURATION_BUCKETS.forEach((bound, index) => {
+          cumulative += slot.buckets[index]!;
+          values.push({ metricName: `${DURATION}_bucket`, labels: { le: bound, webhook, decision }, value: cumulative });
+        });
+        values.push({ metricName: `${DURATION}_bucket`, labels: { le: '+Inf', webhook, decision }, value: slot.observed });
+        values.push({ metricName: `${DURATION}_sum`, labels: { webhook, decision }, value: slot.sum });
+        values.push({ metricName: `${DURATION}_count`, labels: { webhook, decision }, value: slot.observed });
+      }
+    }
+    return values;
+  }
+
+  resultValues(): MetricValue<'policy' | 'result'>[] {
+    const values: MetricValue<'policy' | 'result'>[] = [];
+    for (const [policy, byResult] of this.#results) {
+      for (const [result, count] of byResult) values.push({ labels: { policy, result }, value: count });
+    }
+    return values;
+  }
+
+  #slot(webhook: string, decision: string): Slot {
+    let byDecision = this.#slots.get(webhook);
+    if (!byDecision) {
+      byDecision = new Map();
+      this.#slots.set(webhook, byDecision);
+    }
+    let slot = byDecision.get(decision);
+    if (!slot) {
+      slot = { requests: 0, buckets: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, observed: 0 };
+      byDecision.set(decision, slot);
+    }
+    return slot;
   }
 }
 
-/** The admission metrics of `registry` and a recorder that publishes policy results on each scrape. */
-export function createAdmissionRecorder(registry: Registry): AdmissionRecorder {
-  const holder: { recorder?: AdmissionRecorder } = {};
-  const hooked = registry.getSingleMetric('portcullis_policy_results_total') === undefined;
-  const metrics = admissionMetrics(registry, () => holder.recorder?.publish());
-  holder.recorder = new AdmissionRecorder(metrics, !hooked);
-  return holder.recorder;
+/**
+ * A read-only metric as prom-client's registry consumes it (name, help, type, `get()`): the
+ * registry formats whatever `get()` returns, so the figures can live in AdmissionStats.
+ */
+class StatsView {
+  readonly aggregator = 'sum' as const;
+
+  constructor(
+    readonly stats: AdmissionStats,
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'histogram',
+    readonly values: () => MetricValue<string>[],
+  ) {}
+
+  get(): Promise<{ name: string; help: string; type: string; aggregator: 'sum'; values: MetricValue<string>[] }> {
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.values() });
+  }
+
+  reset(): void {
+    this.stats.reset();
+  }
+}
+
+/**
+ * The admission metrics of `registry` (docs/admission.md lists them), registered on first use; a
+ * second admission instance on the same registry counts into the same figures.
+ */
+export function admissionStats(registry: Registry): AdmissionStats {
+  const known = registry.getSingleMetric(REQUESTS) as unknown;
+  if (known instanceof StatsView) return known.stats;
+  const stats = new AdmissionStats();
+  const views = [
+    new StatsView(stats, REQUESTS, 'AdmissionReview requests answered, by webhook (validate, mutate) and decision (allow, deny, invalid).', 'counter', () =>
+      stats.requestValues(),
+    ),
+    new StatsView(stats, DURATION, 'Time from receiving an AdmissionReview to answering it, by webhook and decision.', 'histogram', () => stats.durationValues()),
+    new StatsView(stats, RESULTS, 'Policy rule outcomes in admission, by policy and result (pass, fail, warn, skip, error).', 'counter', () =>
+      stats.resultValues(),
+    ),
+  ];
+  // The registry's type names only its own metric classes; it calls nothing but name, help,
+  // type, get() and reset() on what it holds.
+  for (const view of views) registry.registerMetric(view as unknown as Metric);
+  return stats;
 }

@@ -4,7 +4,7 @@ import { PortcullisError, describeError } from '../errors.js';
 import { F } from '../log/fields.js';
 import { RequestDeadline, type Deadline } from './deadline.js';
 import type { DecisionRecord, DecisionSink } from './decision.js';
-import type { AdmissionRecorder } from './metrics.js';
+import type { AdmissionStats } from './metrics.js';
 import { mutateReview } from './mutate.js';
 import { decodeAdmissionReview, encodeAdmissionResponse, type AdmissionReviewRequest } from './review.js';
 import { validateReview, type Outcome, type PipelineDeps } from './validate.js';
@@ -15,13 +15,13 @@ export interface RoutesDeps {
   webhooks: WebhookSettings;
   /** Kept free for answering: verdict lookups get `timeoutSeconds * 1000 - deadlineMarginMs`. */
   deadlineMarginMs: number;
-  metrics: AdmissionRecorder;
+  metrics: AdmissionStats;
   decisions: DecisionSink;
 }
 
 type Webhook = 'validate' | 'mutate';
 
-const PIPELINES: Record<Webhook, (deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline) => Promise<Outcome>> = {
+const PIPELINES: Record<Webhook, (deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline, now: Date) => Promise<Outcome>> = {
   validate: validateReview,
   mutate: mutateReview,
 };
@@ -38,8 +38,8 @@ export function deadlineMs(timeoutSeconds: number, marginMs: number): number {
  * otherwise); the body limit is the server's (413).
  */
 export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
-  const recorder = deps.metrics;
-  const pending = new PendingDecisions(deps.decisions);
+  const stats = deps.metrics;
+  const logger = deps.pipeline.logger;
   return async (app: FastifyInstance) => {
     // kube-apiserver always sends JSON; anything else (text/plain included) is refused with 415.
     app.removeContentTypeParser('text/plain');
@@ -51,19 +51,19 @@ export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
       const endpoint = deps.webhooks[webhook];
       const budget = deadlineMs(endpoint.timeoutSeconds, deps.deadlineMarginMs);
       app.post(endpoint.path, async (request, reply) => {
-        const arrived = deps.pipeline.now();
         const started = performance.now();
         let review: AdmissionReviewRequest;
         try {
           review = decodeAdmissionReview(request.body);
         } catch (error) {
-          recorder.request(webhook, 'invalid');
+          stats.request(webhook, 'invalid');
           throw error;
         }
-        const deadline = new RequestDeadline(budget);
+        const arrived = deps.pipeline.now();
+        const deadline = new RequestDeadline(budget, started);
         let outcome: Outcome;
         try {
-          outcome = await PIPELINES[webhook](deps.pipeline, review, deadline);
+          outcome = await PIPELINES[webhook](deps.pipeline, review, deadline, arrived);
         } catch (error) {
           // A bug must still produce an answer: validate fails closed, mutate changes nothing.
           request.log.error({ [F.uid]: review.request.uid, [F.webhook]: webhook, [F.err]: error }, 'admission pipeline failed');
@@ -77,13 +77,17 @@ export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
         } finally {
           deadline.dispose();
         }
-        const body = encodeAdmissionResponse(review, outcome.answer);
         const decision = outcome.answer.allowed ? 'allow' : 'deny';
-        const seconds = (performance.now() - started) / 1000;
-        recorder.request(webhook, decision, seconds);
-        recorder.results(outcome.results);
+        const durationMs = performance.now() - started;
+        reply.status(200).send(encodeAdmissionResponse(review, outcome.answer));
+        // The answer is written by now (send writes synchronously); what follows costs the
+        // apiserver no latency. The sink only queues the record (it never blocks).
+        stats.request(webhook, decision, durationMs / 1000);
+        stats.results(outcome.results);
         if (outcome.subject) {
-          if (deps.pipeline.logger.isLevelEnabled('info')) request.log.info(
+          recordDecision(deps.decisions, decisionRecord(webhook, review, outcome, arrived, durationMs), request.log);
+          // Every decision is in the audit record; the log line is for debugging.
+          if (logger.isLevelEnabled('debug')) request.log.debug(
             {
               [F.uid]: review.request.uid,
               [F.webhook]: webhook,
@@ -92,58 +96,24 @@ export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
               [F.name]: outcome.subject.name,
               [F.operation]: outcome.subject.operation,
               [F.decision]: decision,
-              [F.durationMs]: Math.round(seconds * 1000),
+              [F.durationMs]: Math.round(durationMs),
             },
             'admission decided',
           );
-          // Built and handed over after the answer is on its way; the sink never blocks.
-          pending.defer({ webhook, review, outcome, arrived, durationMs: seconds * 1000, log: request.log });
         }
-        return reply.status(200).send(body);
+        return reply;
       });
     }
   };
 }
 
-interface Decided {
-  webhook: Webhook;
-  review: AdmissionReviewRequest;
-  outcome: Outcome;
-  arrived: Date;
-  durationMs: number;
-  log: FastifyBaseLogger;
-}
-
-/**
- * Decisions waiting to be recorded: the records are built and handed to the sink after the
- * answers are written, all the requests of one event-loop turn in one `setImmediate` (one per
- * request cost a check-phase callback and a closure each on the hot path).
- */
-class PendingDecisions {
-  readonly #sink: DecisionSink;
-  #queue: Decided[] = [];
-
-  constructor(sink: DecisionSink) {
-    this.#sink = sink;
+function recordDecision(sink: DecisionSink, record: DecisionRecord, log: FastifyBaseLogger): void {
+  try {
+    sink.record(record);
+  } catch (error) {
+    // The contract says record never throws; a sink that does must not take the process down.
+    log.error({ [F.uid]: record.uid, [F.err]: error }, 'decision sink failed');
   }
-
-  defer(decided: Decided): void {
-    this.#queue.push(decided);
-    if (this.#queue.length === 1) setImmediate(this.#flush);
-  }
-
-  readonly #flush = (): void => {
-    const queue = this.#queue;
-    this.#queue = [];
-    for (const { webhook, review, outcome, arrived, durationMs, log } of queue) {
-      try {
-        this.#sink.record(decisionRecord(webhook, review, outcome, arrived, durationMs));
-      } catch (error) {
-        // The contract says record never throws; a sink that does must not take the process down.
-        log.error({ [F.uid]: review.request.uid, [F.err]: error }, 'decision sink failed');
-      }
-    }
-  };
 }
 
 export function decisionRecord(webhook: Webhook, review: AdmissionReviewRequest, outcome: Outcome, arrived: Date, durationMs: number): DecisionRecord {

@@ -117,8 +117,9 @@ const NO_POLICIES = `[${BUILTIN_POLICY}/policies] no valid policy set is loaded;
 /**
  * The validating pipeline: filter → extract → verdicts (under the deadline) → evaluate → answer.
  * Never throws for a well-formed review; an engine failure denies (the webhook fails closed).
+ * `now` is the request's arrival (the clock of exception expiry and scan age).
  */
-export async function validateReview(deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline): Promise<Outcome> {
+export async function validateReview(deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline, now: Date = deps.now()): Promise<Outcome> {
   const selection = selectSubject(review, deps.excluded);
   if ('skip' in selection) return skippedOutcome(selection.skip);
   const { subject } = selection;
@@ -130,7 +131,6 @@ export async function validateReview(deps: PipelineDeps, review: AdmissionReview
   // Without a kube client there is nothing to wait for: no extra promise on the hot path.
   const labels = deps.kube && subject.namespace !== '' ? await namespaceLabels(deps, subject.namespace, deadline) : {};
   const context = admissionContext(subject, labels);
-  const now = deps.now();
   let evaluation: Evaluation | undefined;
   // Warm path: the same inputs with the same cached verdicts were evaluated a moment ago.
   const memo = deps.memo;
