@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { fetch } from 'undici';
-import { silentLogger } from '../log/logger.js';
+import { createLogger, silentLogger } from '../log/logger.js';
 import { PortcullisError } from '../errors.js';
 import { testTls, trustingAgent } from '../../test/helpers/tls.js';
 import { createMetricsRegistry } from './metrics.js';
@@ -63,5 +63,45 @@ describe('buildServer over real TLS', () => {
     const missing = await call('/nowhere?x=1');
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'no route for GET /nowhere' } });
+  });
+});
+
+describe('request logging', () => {
+  async function logged(level: 'info' | 'debug', headers: Record<string, string> = {}) {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const tls = testTls();
+    const app = buildServer({ logger, tls: tls.serving });
+    app.get('/quiet', async () => ({ ok: true }));
+    app.get('/noisy', async (request) => {
+      request.log.info({ step: 'one' }, 'handler says hello');
+      request.log.debug('handler detail');
+      return { ok: true };
+    });
+    servers.push(app);
+    const { port } = await listen(app, '127.0.0.1', 0);
+    const dispatcher = trustingAgent(tls.ca.cert);
+    lines.length = 0; // the listen line
+    for (const path of ['/quiet', '/noisy']) expect((await fetch(`https://127.0.0.1:${port}${path}`, { headers, dispatcher })).status).toBe(200);
+    return lines;
+  }
+
+  it('binds the request id to what a handler logs, and honours X-Request-Id', async () => {
+    const lines = await logged('info', { 'x-request-id': 'trace-42' });
+    expect(lines.map((line) => line.msg)).toEqual(['handler says hello']);
+    expect(lines[0]).toMatchObject({ reqId: 'trace-42', step: 'one', level: 'info' });
+  });
+
+  it('gives each request its own id when the client sends none', async () => {
+    const lines = await logged('info');
+    expect(lines[0]?.reqId).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
+  });
+
+  it('logs handler details and one completion line per request at debug level', async () => {
+    const lines = await logged('debug');
+    const completed = lines.filter((line) => line.msg === 'request completed');
+    expect(completed.map((line) => line.url)).toEqual(['/quiet', '/noisy']);
+    expect(new Set(completed.map((line) => line.reqId)).size).toBe(2);
+    expect(lines.find((line) => line.msg === 'handler detail')?.reqId).toBe(completed[1]?.reqId);
   });
 });
