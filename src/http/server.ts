@@ -5,6 +5,7 @@ import type { Bindings, ChildLoggerOptions, LevelWithSilent, LogFn } from 'pino'
 import type { Registry } from 'prom-client';
 import { PortcullisError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { parseJsonBody } from './json-body.js';
 import type { Readiness } from './readiness.js';
 
 export interface TlsMaterial {
@@ -142,6 +143,15 @@ export function buildServer(options: ServerOptions): HttpServer {
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   }) as unknown as HttpServer;
+
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
 
   // Decided once: a hook on every request costs even when it writes nothing.
   if (options.logger.isLevelEnabled('debug')) {
