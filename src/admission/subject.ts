@@ -21,10 +21,23 @@ export interface Subject {
 
 export type Selection = { subject: Subject } | { skip: string };
 
-/** Compiles namespace globs once; the returned predicate is what the pipelines call per request. */
+/**
+ * Compiles namespace globs once; the returned predicate is what the pipelines call per request.
+ * A cluster has few namespaces, so answers are remembered by name (bounded: emptied when full).
+ */
 export function namespaceExcluder(globs: readonly string[]): (namespace: string) => boolean {
   if (globs.length === 0) return () => false;
-  return picomatch([...globs], { dot: true });
+  const matches = picomatch([...globs], { dot: true });
+  const answers = new Map<string, boolean>();
+  return (namespace) => {
+    let excluded = answers.get(namespace);
+    if (excluded === undefined) {
+      excluded = matches(namespace);
+      if (answers.size >= 4096) answers.clear();
+      answers.set(namespace, excluded);
+    }
+    return excluded;
+  };
 }
 
 /** Decides whether a request is evaluated at all, and extracts what is evaluated. */
