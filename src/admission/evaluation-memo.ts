@@ -1,57 +1,68 @@
 import { LRUCache } from 'lru-cache';
 import type { PolicySet } from '../policy/compile.js';
-import type { AdmissionContext, Evaluation, ReviewedImage, Verdict } from '../policy/types.js';
+import type { AdmissionContext, Evaluation, ReviewedImage } from '../policy/types.js';
+
+/** What the verdict cache tells about its own changes (src/verdicts/cache.ts). */
+export interface CacheVersion {
+  readonly version: number;
+  unchangedSince(version: number, freshUntil: number): boolean;
+}
+
+/** A remembered evaluation and the digests its images had. */
+export interface Remembered {
+  evaluation: Evaluation;
+  /** Per image (in order), the digest it was evaluated with. */
+  digests: readonly (string | undefined)[];
+}
+
+interface Entry extends Remembered {
+  /** Request clock: the entry's own lifetime ends here. */
+  expires: number;
+  /** The verdict cache's version and freshness when the entry was made. */
+  cacheVersion: number;
+  freshUntil: number;
+}
 
 /**
  * Remembers evaluations of identical inputs for a moment. Evaluation is pure, so the same policy
- * set revision, context and images with the very same verdict objects (the verdict cache hands
- * out the same object while its entry lives) give the same answer — except for what depends on
- * the clock (exception expiry, maximum scan age), which is why entries live only `ttlMs`
- * (default 1 s). Controllers and `kubectl apply` loops send many identical reviews; this keeps
- * the policy engine off the hot path for them.
+ * set revision, context and images give the same answer as long as the verdict cache still holds
+ * the very verdicts that were used — which the cache's version says in one comparison — except
+ * for what depends on the clock (exception expiry, maximum scan age), which is why entries live
+ * only `ttlMs` (default 1 s). Controllers and `kubectl apply` loops send many identical reviews;
+ * this keeps the policy engine and the per-image cache lookups off the hot path for them.
  */
 export class EvaluationMemo {
-  readonly #entries: LRUCache<string, { evaluation: Evaluation; expires: number }>;
-  readonly #verdictIds = new WeakMap<Verdict, number>();
+  readonly #entries: LRUCache<string, Entry>;
   readonly #ttlMs: number;
-  #nextId = 1;
 
   constructor(options: { max?: number; ttlMs?: number } = {}) {
     this.#entries = new LRUCache({ max: options.max ?? 1000 });
     this.#ttlMs = options.ttlMs ?? 1000;
   }
 
-  /** The remembered evaluation for `key`, if still fresh at `now`. */
-  get(key: string, now: Date): Evaluation | undefined {
-    const hit = this.#entries.get(key);
-    return hit !== undefined && hit.expires > now.getTime() ? hit.evaluation : undefined;
-  }
-
-  /** Remembers `evaluation` for `key` until `now + ttlMs`. */
-  set(key: string, evaluation: Evaluation, now: Date): void {
-    this.#entries.set(key, { evaluation, expires: now.getTime() + this.#ttlMs });
+  /** The remembered evaluation for `key`, if still fresh at `now` and the cache has not changed. */
+  get(key: string, now: Date, cache: CacheVersion): Remembered | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined || entry.expires <= now.getTime() || !cache.unchangedSince(entry.cacheVersion, entry.freshUntil)) return undefined;
+    return entry;
   }
 
   /**
-   * The key of an evaluation: policy set revision, context, and per image its place, reference,
-   * digest and the identity of the verdict the cache holds for it (`verdicts[i]`).
+   * Remembers `evaluation` for `key` until `now + ttlMs`, valid while the cache stays at
+   * `cacheVersion` and its clock before `freshUntil` (the earliest expiry of the entries used).
    */
-  key(set: PolicySet, context: AdmissionContext, images: readonly ReviewedImage[], verdicts: readonly (Verdict | undefined)[]): string {
-    let key = `${set.revision}\u0000${context.namespace}\u0000${context.kind}\u0000${context.name}\u0000${context.operation}\u0000`;
-    for (const label of Object.keys(context.namespaceLabels).sort()) key += `${label}=${context.namespaceLabels[label]}\u0001`;
-    images.forEach((image, index) => {
-      key += `\u0000${image.pointer}\u0001${image.container}\u0001${image.reference.original}\u0001${this.#verdictId(verdicts[index])}`;
-    });
-    return key;
+  set(key: string, remembered: Remembered, now: Date, cacheVersion: number, freshUntil: number): void {
+    this.#entries.set(key, { ...remembered, expires: now.getTime() + this.#ttlMs, cacheVersion, freshUntil });
   }
 
-  #verdictId(verdict: Verdict | undefined): number {
-    if (verdict === undefined) return 0;
-    let id = this.#verdictIds.get(verdict);
-    if (id === undefined) {
-      id = this.#nextId++;
-      this.#verdictIds.set(verdict, id);
-    }
-    return id;
+  /** The key of an evaluation: policy set revision, context, and per image its place and reference. */
+  key(set: PolicySet, context: AdmissionContext, images: readonly ReviewedImage[]): string {
+    const parts = [set.revision, context.namespace, context.kind, context.name, context.operation];
+    const labels = Object.keys(context.namespaceLabels);
+    if (labels.length > 1) labels.sort();
+    for (const label of labels) parts.push(`${label}=${context.namespaceLabels[label]}`);
+    parts.push('');
+    for (const image of images) parts.push(image.pointer, image.container, image.reference.original);
+    return parts.join('\u0000');
   }
 }

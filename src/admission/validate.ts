@@ -42,15 +42,6 @@ export function skippedOutcome(reason: string): Outcome {
   return { answer: { allowed: true }, skipped: reason, images: [], results: [], mode: 'none', patch: [] };
 }
 
-/** The strongest action among failing results (DecisionRecord.mode). */
-export function modeOf(allowed: boolean, results: readonly PolicyResult[]): Outcome['mode'] {
-  if (!allowed) return 'deny';
-  const failing = results.filter((result) => result.status === 'fail' || result.status === 'warn' || result.status === 'error');
-  if (failing.some((result) => result.action === 'warn')) return 'warn';
-  if (failing.some((result) => result.action === 'audit')) return 'audit';
-  return 'none';
-}
-
 /** Namespace labels for matching, bounded by the deadline; unknown labels are logged and treated as none. */
 export async function namespaceLabels(deps: PipelineDeps, namespace: string, deadline: Deadline): Promise<Record<string, string>> {
   if (!deps.kube || namespace === '') return {};
@@ -103,13 +94,32 @@ export async function attachVerdicts(
 
 /**
  * Remembers an evaluation only when every verdict it used is the object the cache now holds, so
- * that a later request keyed by the cache's verdicts gets an answer made from those very verdicts
- * (an `unavailable` verdict is never cached, so an evaluation that used one is not remembered).
+ * that a later hit (checked against the cache's version) stands for an evaluation of those very
+ * verdicts. An `unavailable` verdict is never cached, so an evaluation that used one is not
+ * remembered.
  */
-function remember(memo: EvaluationMemo, cache: VerdictCache, set: PolicySet, context: AdmissionContext, images: readonly ReviewedImage[], evaluation: Evaluation, now: Date): void {
-  const held = images.map((image) => cache.peek(image.reference)?.verdict);
-  if (images.some((image, index) => image.verdict !== undefined && image.verdict !== held[index])) return;
-  memo.set(memo.key(set, context, images, held), evaluation, now);
+function remember(memo: EvaluationMemo, cache: VerdictCache, key: string, images: readonly ReviewedImage[], evaluation: Evaluation, now: Date): void {
+  const version = cache.version;
+  let freshUntil = Number.POSITIVE_INFINITY;
+  for (const image of images) {
+    if (image.verdict === undefined) continue;
+    const held = cache.peekEntry(image.reference);
+    if (held === undefined || held.verdict !== image.verdict) return;
+    freshUntil = Math.min(freshUntil, held.freshUntil);
+  }
+  memo.set(key, { evaluation, digests: images.map((image) => image.digest) }, now, version, freshUntil);
+}
+
+/** The strongest action among failing results (DecisionRecord.mode). */
+function modeOf(allowed: boolean, results: readonly PolicyResult[]): Outcome['mode'] {
+  if (!allowed) return 'deny';
+  let mode: Outcome['mode'] = 'none';
+  for (const result of results) {
+    if (result.status !== 'fail' && result.status !== 'warn' && result.status !== 'error') continue;
+    if (result.action === 'warn') return 'warn';
+    if (result.action === 'audit') mode = 'audit';
+  }
+  return mode;
 }
 
 const NO_POLICIES = `[${BUILTIN_POLICY}/policies] no valid policy set is loaded; refusing until one is (see /readyz)`;
@@ -132,14 +142,15 @@ export async function validateReview(deps: PipelineDeps, review: AdmissionReview
   const labels = deps.kube && subject.namespace !== '' ? await namespaceLabels(deps, subject.namespace, deadline) : {};
   const context = admissionContext(subject, labels);
   let evaluation: Evaluation | undefined;
-  // Warm path: the same inputs with the same cached verdicts were evaluated a moment ago.
-  const memo = deps.memo;
-  const peeked = memo && deps.verdicts ? images.map((image) => deps.verdicts?.peek(image.reference)) : undefined;
-  if (memo && peeked) {
-    evaluation = memo.get(memo.key(set, context, images, peeked.map((found) => found?.verdict)), now);
-    if (evaluation) {
+  // Warm path: the same inputs were evaluated a moment ago and the verdict cache has not changed.
+  const { memo, verdicts } = deps;
+  const key = memo && verdicts ? memo.key(set, context, images) : undefined;
+  if (memo && verdicts && key !== undefined) {
+    const hit = memo.get(key, now, verdicts);
+    if (hit) {
+      evaluation = hit.evaluation;
       images.forEach((image, index) => {
-        const digest = image.reference.digest ?? peeked[index]?.digest;
+        const digest = hit.digests[index];
         if (digest !== undefined) image.digest = digest;
       });
     }
@@ -153,12 +164,16 @@ export async function validateReview(deps: PipelineDeps, review: AdmissionReview
       const message = `[${BUILTIN_POLICY}/evaluation] the policy engine failed: ${describeError(error)}`;
       return { answer: { allowed: false, message }, subject, images, results: [], mode: 'deny', patch: [] };
     }
-    if (memo && deps.verdicts) remember(memo, deps.verdicts, set, context, images, evaluation, now);
+    if (memo && verdicts && key !== undefined) remember(memo, verdicts, key, images, evaluation, now);
+  }
+  if (invalid.length === 0) {
+    // The usual case: the evaluation's own results and messages, shared (nothing downstream changes them).
+    const answer: Answer = { allowed: evaluation.allowed, warnings: evaluation.warnings, auditAnnotations: evaluation.auditAnnotations };
+    if (!evaluation.allowed) answer.message = evaluation.denyMessage ?? '';
+    return { answer, subject, images, results: evaluation.results, mode: modeOf(evaluation.allowed, evaluation.results), patch: [] };
   }
   const results = [...invalid, ...evaluation.results];
-  const allowed = evaluation.allowed && invalid.length === 0;
   const lines = [...invalid.map((result) => result.message), ...(evaluation.denyMessage ? [evaluation.denyMessage] : [])];
-  const answer: Answer = { allowed, warnings: evaluation.warnings, auditAnnotations: evaluation.auditAnnotations };
-  if (!allowed) answer.message = lines.join('\n');
-  return { answer, subject, images, results, mode: modeOf(allowed, results), patch: [] };
+  const answer: Answer = { allowed: false, message: lines.join('\n'), warnings: evaluation.warnings, auditAnnotations: evaluation.auditAnnotations };
+  return { answer, subject, images, results, mode: 'deny', patch: [] };
 }

@@ -54,6 +54,9 @@ export class VerdictCache {
   readonly #sourceTimeoutMs: number;
   readonly #now: () => number;
 
+  /** Changes whenever an entry is added, replaced or removed (see `version`); evictions only happen on additions. */
+  #version = 0;
+
   constructor(options: VerdictCacheOptions) {
     this.#source = options.source;
     this.#verdicts = new LRUCache({ max: options.max });
@@ -67,6 +70,20 @@ export class VerdictCache {
 
   get sourceName(): string {
     return this.#source.name;
+  }
+
+  /**
+   * A number that changes whenever any entry is added, replaced, evicted, forgotten or cleared:
+   * while it and the clock stay inside `freshUntil` of what peekEntry returned, peek would return
+   * the same answers. Lets a caller remember what it derived from cached verdicts.
+   */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** True while nothing changed since `version` was read and the clock is before `freshUntil`. */
+  unchangedSince(version: number, freshUntil: number): boolean {
+    return version === this.#version && this.#now() < freshUntil;
   }
 
   /** Number of cached verdicts (for metrics and tests). */
@@ -87,6 +104,7 @@ export class VerdictCache {
     const shared = this.#shared(`digest ${key}`, (signal) =>
       this.#source.resolveDigest(reference, { signal, triggerScan: options.triggerScan }).then((digest) => {
         this.#digests.set(key, { value: digest ?? null, expires: this.#now() + this.#digestTtlMs });
+        this.#version += 1;
         return digest;
       }),
     );
@@ -102,6 +120,7 @@ export class VerdictCache {
         if (verdict.state !== 'unavailable') {
           const ttl = verdict.state === 'scanned' ? this.#ttlMs : this.#transientTtlMs;
           this.#verdicts.set(digest, { value: verdict, expires: this.#now() + ttl });
+          this.#version += 1;
         }
         return verdict;
       }),
@@ -136,25 +155,35 @@ export class VerdictCache {
    * or expired. The hot path uses it to skip promises when the cache is warm.
    */
   peek(reference: ImageReference): ImageLookup | undefined {
+    const entry = this.peekEntry(reference);
+    return entry === undefined ? undefined : { digest: entry.digest, verdict: entry.verdict };
+  }
+
+  /** Like peek, with the time (this cache's clock) until which the answer stays fresh. */
+  peekEntry(reference: ImageReference): { digest: string; verdict: Verdict; freshUntil: number } | undefined {
     let digest = reference.digest;
+    let freshUntil = Number.POSITIVE_INFINITY;
     if (digest === undefined) {
       const resolved = this.#fresh(this.#digests.get(`${repositoryName(reference)}:${reference.tag ?? 'latest'}`));
       if (resolved === undefined || resolved.value === null) return undefined;
       digest = resolved.value;
+      freshUntil = resolved.expires;
     }
     const verdict = this.#fresh(this.#verdicts.get(digest));
-    return verdict === undefined ? undefined : { digest, verdict: verdict.value };
+    return verdict === undefined ? undefined : { digest, verdict: verdict.value, freshUntil: Math.min(freshUntil, verdict.expires) };
   }
 
   /** Forgets the verdict of one digest (its scan just finished), so the next lookup asks the source. */
   forget(digest: string): void {
     this.#verdicts.delete(digest);
+    this.#version += 1;
   }
 
   /** Forgets everything (tests; a changed source). */
   clear(): void {
     this.#verdicts.clear();
     this.#digests.clear();
+    this.#version += 1;
   }
 
   #reason(what: 'resolve' | 'verdict', reference: ImageReference, error: unknown): string {
