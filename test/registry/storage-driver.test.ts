@@ -56,6 +56,7 @@ function driverConformance(name: string, create: () => { driver: StorageDriver; 
       expect(await text(await driver.reader('/a/b/data'))).toBe('hello world');
       expect(await text(await driver.reader('/a/b/data', { start: 6 }))).toBe('world');
       expect(await text(await driver.reader('/a/b/data', { start: 1, end: 4 }))).toBe('ello');
+      expect(await text(await driver.reader('/a/b/data', { start: 6, end: 99 })), 'an end past the last byte stops there').toBe('world');
       await driver.delete('/a');
     });
 

@@ -3,11 +3,15 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, truncate as truncateF
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { describeError } from '../../errors.js';
+import { BufferPool } from './buffer-pool.js';
 import { StorageDriverError, pathComponents, type FileInfo, type StorageDriver } from './driver.js';
+import { FileRangeStream } from './file-stream.js';
 
 const NAME = 'filesystem';
 /** Read in large chunks: fewer syscalls and fewer, larger TLS records on blob GET. */
 const READ_CHUNK = 1024 * 1024;
+/** Read buffers kept while no blob streams (READ_CHUNK each); a streaming GET holds two or three. */
+const IDLE_READ_BUFFERS = 8;
 /** Bytes gathered before one writev on append. */
 const WRITE_BATCH = 1024 * 1024;
 /** Bytes written after which a background fdatasync starts during a long append. */
@@ -24,6 +28,8 @@ function errno(error: unknown): string | undefined {
 export class FilesystemDriver implements StorageDriver {
   readonly name = NAME;
   readonly #root: string;
+  /** Read buffers shared by every reader of this driver (see ./file-stream.ts). */
+  readonly #readBuffers = new BufferPool(READ_CHUNK, IDLE_READ_BUFFERS);
 
   constructor(root: string) {
     this.#root = root;
@@ -54,12 +60,21 @@ export class FilesystemDriver implements StorageDriver {
     const file = this.#resolve(path);
     // Open first so that absence is reported here, not as a stream error after headers went out.
     let handle;
+    let size;
     try {
       handle = await open(file, 'r');
     } catch (error) {
       throw this.#wrap(path, 'open', error);
     }
-    return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: READ_CHUNK });
+    try {
+      size = (await handle.stat()).size;
+    } catch (error) {
+      await handle.close();
+      throw this.#wrap(path, 'stat', error);
+    }
+    // As fs.createReadStream: an end past the last byte stops at the last byte.
+    const end = Math.min(range?.end ?? size - 1, size - 1);
+    return new FileRangeStream(handle, { start: range?.start ?? 0, end }, this.#readBuffers);
   }
 
   async append(path: string, source: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<number> {
