@@ -12,6 +12,8 @@ export interface AdmissionKube {
    * KUBE_API_ERROR when the API cannot be reached.
    */
   namespaceLabels(name: string): Promise<Record<string, string>>;
+  /** The labels of namespace `name` when they are at hand without a call; undefined otherwise. */
+  cachedNamespaceLabels?(name: string): Record<string, string> | undefined;
   /**
    * Makes sure Secret `name` exists in `namespace`, copying `source` when it does not. Idempotent:
    * an existing Secret is left as it is (also when another replica created it concurrently).
@@ -35,6 +37,10 @@ export function createAdmissionKube(client: KubeClient, options: KubePortOptions
   const inflight = new Map<string, Promise<'existed' | 'copied'>>();
 
   return {
+    cachedNamespaceLabels(name) {
+      return labels.get(name);
+    },
+
     async namespaceLabels(name) {
       const cached = labels.get(name);
       if (cached) return cached;

@@ -21,7 +21,7 @@ export interface RoutesDeps {
 
 type Webhook = 'validate' | 'mutate';
 
-const PIPELINES: Record<Webhook, (deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline, now: Date) => Promise<Outcome>> = {
+const PIPELINES: Record<Webhook, (deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline, now: Date) => Outcome | Promise<Outcome>> = {
   validate: validateReview,
   mutate: mutateReview,
 };
@@ -50,7 +50,9 @@ export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
     for (const webhook of ['validate', 'mutate'] as const) {
       const endpoint = deps.webhooks[webhook];
       const budget = deadlineMs(endpoint.timeoutSeconds, deps.deadlineMarginMs);
-      app.post(endpoint.path, async (request, reply) => {
+      // Not an async handler: a pipeline that answers synchronously (the warm path) is answered
+      // in the same turn, without a promise; only a pipeline that waits returns one to fastify.
+      app.post(endpoint.path, (request, reply) => {
         const started = performance.now();
         let review: AdmissionReviewRequest;
         try {
@@ -61,47 +63,54 @@ export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
         }
         const arrived = deps.pipeline.now();
         const deadline = new RequestDeadline(budget, started);
-        let outcome: Outcome;
-        try {
-          outcome = await PIPELINES[webhook](deps.pipeline, review, deadline, arrived);
-        } catch (error) {
-          // A bug must still produce an answer: validate fails closed, mutate changes nothing.
+        const answer = (outcome: Outcome): void => {
+          deadline.dispose();
+          const decision = outcome.answer.allowed ? 'allow' : 'deny';
+          const durationMs = performance.now() - started;
+          reply.status(200).send(encodeAdmissionResponse(review, outcome.answer));
+          // The answer is written by now (send writes synchronously); what follows costs the
+          // apiserver no latency. The sink only queues the record (it never blocks).
+          stats.request(webhook, decision, durationMs / 1000);
+          stats.results(outcome.results);
+          if (outcome.subject) {
+            recordDecision(deps.decisions, decisionRecord(webhook, review, outcome, arrived, durationMs), request.log);
+            // Every decision is in the audit record; the log line is for debugging.
+            if (logger.isLevelEnabled('debug')) request.log.debug(
+              {
+                [F.uid]: review.request.uid,
+                [F.webhook]: webhook,
+                [F.namespace]: outcome.subject.namespace,
+                [F.kind]: outcome.subject.kind,
+                [F.name]: outcome.subject.name,
+                [F.operation]: outcome.subject.operation,
+                [F.decision]: decision,
+                [F.durationMs]: Math.round(durationMs),
+              },
+              'admission decided',
+            );
+          }
+        };
+        // A bug must still produce an answer: validate fails closed, mutate changes nothing.
+        const failed = (error: unknown): void => {
           request.log.error({ [F.uid]: review.request.uid, [F.webhook]: webhook, [F.err]: error }, 'admission pipeline failed');
-          outcome = {
+          answer({
             answer: webhook === 'validate' ? { allowed: false, message: `[portcullis/internal] ${describeError(error)}` } : { allowed: true },
             images: [],
             results: [],
             mode: webhook === 'validate' ? 'deny' : 'none',
             patch: [],
-          };
-        } finally {
-          deadline.dispose();
+          });
+        };
+        let outcome: Outcome | Promise<Outcome>;
+        try {
+          outcome = PIPELINES[webhook](deps.pipeline, review, deadline, arrived);
+        } catch (error) {
+          failed(error);
+          return;
         }
-        const decision = outcome.answer.allowed ? 'allow' : 'deny';
-        const durationMs = performance.now() - started;
-        reply.status(200).send(encodeAdmissionResponse(review, outcome.answer));
-        // The answer is written by now (send writes synchronously); what follows costs the
-        // apiserver no latency. The sink only queues the record (it never blocks).
-        stats.request(webhook, decision, durationMs / 1000);
-        stats.results(outcome.results);
-        if (outcome.subject) {
-          recordDecision(deps.decisions, decisionRecord(webhook, review, outcome, arrived, durationMs), request.log);
-          // Every decision is in the audit record; the log line is for debugging.
-          if (logger.isLevelEnabled('debug')) request.log.debug(
-            {
-              [F.uid]: review.request.uid,
-              [F.webhook]: webhook,
-              [F.namespace]: outcome.subject.namespace,
-              [F.kind]: outcome.subject.kind,
-              [F.name]: outcome.subject.name,
-              [F.operation]: outcome.subject.operation,
-              [F.decision]: decision,
-              [F.durationMs]: Math.round(durationMs),
-            },
-            'admission decided',
-          );
-        }
-        return reply;
+        if (outcome instanceof Promise) return outcome.then(answer, failed);
+        answer(outcome);
+        return;
       });
     }
   };

@@ -128,8 +128,12 @@ const NO_POLICIES = `[${BUILTIN_POLICY}/policies] no valid policy set is loaded;
  * The validating pipeline: filter → extract → verdicts (under the deadline) → evaluate → answer.
  * Never throws for a well-formed review; an engine failure denies (the webhook fails closed).
  * `now` is the request's arrival (the clock of exception expiry and scan age).
+ *
+ * Answers synchronously when nothing has to be waited for (namespace labels cached or not needed,
+ * an identical evaluation remembered); a promise otherwise. The warm path then costs no promise
+ * and no microtask turn.
  */
-export async function validateReview(deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline, now: Date = deps.now()): Promise<Outcome> {
+export function validateReview(deps: PipelineDeps, review: AdmissionReviewRequest, deadline: Deadline, now: Date = deps.now()): Outcome | Promise<Outcome> {
   const selection = selectSubject(review, deps.excluded);
   if ('skip' in selection) return skippedOutcome(selection.skip);
   const { subject } = selection;
@@ -138,34 +142,72 @@ export async function validateReview(deps: PipelineDeps, review: AdmissionReview
     return { answer: { allowed: false, message: NO_POLICIES }, subject, images: [], results: [], mode: 'deny', patch: [] };
   }
   const { images, invalid } = reviewImages(subject.containers);
-  // Without a kube client there is nothing to wait for: no extra promise on the hot path.
-  const labels = deps.kube && subject.namespace !== '' ? await namespaceLabels(deps, subject.namespace, deadline) : {};
+  const labels = knownNamespaceLabels(deps, subject.namespace);
+  if (labels === undefined) {
+    return namespaceLabels(deps, subject.namespace, deadline).then((fetched) => decide(deps, review, subject, set, images, invalid, fetched, deadline, now));
+  }
+  return decide(deps, review, subject, set, images, invalid, labels, deadline, now);
+}
+
+/** Namespace labels available without waiting: none needed, or cached; undefined when they must be fetched. */
+function knownNamespaceLabels(deps: PipelineDeps, namespace: string): Readonly<Record<string, string>> | undefined {
+  if (!deps.kube || namespace === '') return {};
+  return deps.kube.cachedNamespaceLabels?.(namespace);
+}
+
+function decide(
+  deps: PipelineDeps,
+  review: AdmissionReviewRequest,
+  subject: Subject,
+  set: PolicySet,
+  images: ReviewedImage[],
+  invalid: readonly PolicyResult[],
+  labels: Readonly<Record<string, string>>,
+  deadline: Deadline,
+  now: Date,
+): Outcome | Promise<Outcome> {
   const context = admissionContext(subject, labels);
-  let evaluation: Evaluation | undefined;
   // Warm path: the same inputs were evaluated a moment ago and the verdict cache has not changed.
   const { memo, verdicts } = deps;
   const key = memo && verdicts ? memo.key(set, context, images) : undefined;
-  if (memo && verdicts && key !== undefined) {
-    const hit = memo.get(key, now, verdicts);
-    if (hit) {
-      evaluation = hit.evaluation;
-      images.forEach((image, index) => {
-        const digest = hit.digests[index];
-        if (digest !== undefined) image.digest = digest;
-      });
-    }
+  const hit = memo && verdicts && key !== undefined ? memo.get(key, now, verdicts) : undefined;
+  if (hit) {
+    images.forEach((image, index) => {
+      const digest = hit.digests[index];
+      if (digest !== undefined) image.digest = digest;
+    });
+    return answerOf(subject, images, invalid, hit.evaluation);
   }
-  if (!evaluation) {
-    await attachVerdicts(deps, set, context, images, { deadline, triggerScan: !subject.dryRun });
-    try {
-      evaluation = evaluate(set, context, images, now);
-    } catch (error) {
-      deps.logger.error({ [F.uid]: review.request.uid, [F.err]: error }, 'policy evaluation failed');
-      const message = `[${BUILTIN_POLICY}/evaluation] the policy engine failed: ${describeError(error)}`;
-      return { answer: { allowed: false, message }, subject, images, results: [], mode: 'deny', patch: [] };
-    }
-    if (memo && verdicts && key !== undefined) remember(memo, verdicts, key, images, evaluation, now);
+  return evaluateFresh(deps, review, subject, set, context, images, invalid, deadline, now, key);
+}
+
+async function evaluateFresh(
+  deps: PipelineDeps,
+  review: AdmissionReviewRequest,
+  subject: Subject,
+  set: PolicySet,
+  context: AdmissionContext,
+  images: ReviewedImage[],
+  invalid: readonly PolicyResult[],
+  deadline: Deadline,
+  now: Date,
+  key: string | undefined,
+): Promise<Outcome> {
+  await attachVerdicts(deps, set, context, images, { deadline, triggerScan: !subject.dryRun });
+  let evaluation: Evaluation;
+  try {
+    evaluation = evaluate(set, context, images, now);
+  } catch (error) {
+    deps.logger.error({ [F.uid]: review.request.uid, [F.err]: error }, 'policy evaluation failed');
+    const message = `[${BUILTIN_POLICY}/evaluation] the policy engine failed: ${describeError(error)}`;
+    return { answer: { allowed: false, message }, subject, images, results: [], mode: 'deny', patch: [] };
   }
+  if (deps.memo && deps.verdicts && key !== undefined) remember(deps.memo, deps.verdicts, key, images, evaluation, now);
+  return answerOf(subject, images, invalid, evaluation);
+}
+
+/** The answer to kube-apiserver: the evaluation, plus a denial for every image reference that did not parse. */
+function answerOf(subject: Subject, images: ReviewedImage[], invalid: readonly PolicyResult[], evaluation: Evaluation): Outcome {
   if (invalid.length === 0) {
     // The usual case: the evaluation's own results and messages, shared (nothing downstream changes them).
     const answer: Answer = { allowed: evaluation.allowed, warnings: evaluation.warnings, auditAnnotations: evaluation.auditAnnotations };

@@ -21,9 +21,11 @@ afterAll(async () => {
 
 describe('admission Kubernetes port over the kube-apiserver stand-in', () => {
   it('reads namespace labels once and remembers them', async () => {
+    expect(port.cachedNamespaceLabels?.('team-a')).toBeUndefined();
     expect(await port.namespaceLabels('team-a')).toEqual({ env: 'prod', 'kubernetes.io/metadata.name': 'team-a' });
     const reads = kube.requests.length;
     expect(await port.namespaceLabels('team-a')).toMatchObject({ env: 'prod' });
+    expect(port.cachedNamespaceLabels?.('team-a')).toMatchObject({ env: 'prod' });
     expect(kube.requests.length).toBe(reads);
     expect(await port.namespaceLabels('nowhere')).toEqual({});
   });
