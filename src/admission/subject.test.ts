@@ -18,13 +18,15 @@ describe('namespaceExcluder', () => {
 describe('reviewImages', () => {
   const container = (image: string, index: number) => ({ image, container: `c${index}`, containerType: 'containers' as const, pointer: `/spec/containers/${index}/image` });
 
-  it('parses each reference once per text, and each image gets its own copy', () => {
+  it('parses each reference once per text and hands out one frozen object', () => {
     const first = reviewImages([container('registry.example.com/a/b:1', 0), container('registry.example.com/a/b:1', 1)]);
     expect(first.invalid).toEqual([]);
     const [one, two] = first.images;
-    expect(one?.reference).toEqual(two?.reference);
-    expect(one?.reference).not.toBe(two?.reference);
+    expect(one?.reference).toBe(two?.reference);
     expect(one?.reference).toMatchObject({ registry: 'registry.example.com', repository: 'a/b', tag: '1' });
+    expect(Object.isFrozen(one?.reference)).toBe(true);
+    expect(() => Object.assign(one?.reference ?? {}, { tag: '2' })).toThrow(TypeError);
+    expect(reviewImages([container('registry.example.com/a/b:1', 0)]).images[0]?.reference).toMatchObject({ tag: '1' });
   });
 
   it('turns a reference that does not parse into an error result that denies, every time', () => {

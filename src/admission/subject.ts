@@ -77,19 +77,20 @@ export const BUILTIN_POLICY = 'portcullis';
  * Parsed references by their text: controllers send the same few images again and again, and the
  * parse (several regular expressions per reference) was the largest single cost of the validate
  * path. Bounded; emptied when full. Only successful parses are kept (an invalid reference throws
- * every time, with its message). Each caller gets its own copy.
+ * every time, with its message). Every caller gets the same frozen object: nothing may change a
+ * parsed reference (an attempt throws, ES modules being strict).
  */
 const PARSED_MAX = 4096;
-const parsed = new Map<string, Readonly<ImageReference>>();
+const parsed = new Map<string, ImageReference>();
 
 function parseReference(text: string): ImageReference {
   let reference = parsed.get(text);
   if (reference === undefined) {
-    reference = parseImageReference(text);
+    reference = Object.freeze(parseImageReference(text));
     if (parsed.size >= PARSED_MAX) parsed.clear();
     parsed.set(text, reference);
   }
-  return { ...reference };
+  return reference;
 }
 
 /**
