@@ -5,7 +5,7 @@ import type { AdmissionContext, Evaluation, ReviewedImage } from '../policy/type
 import { EvaluationMemo, type CacheVersion } from './evaluation-memo.js';
 
 const set = (revision: string): PolicySet => ({ ...emptyPolicySet(), revision });
-const context: AdmissionContext = { namespace: 'team-a', namespaceLabels: { env: 'prod', tier: 'web' }, kind: 'Pod', name: 'p', operation: 'CREATE' };
+const context: AdmissionContext = { namespace: 'team-a', namespaceLabels: { env: 'prod', tier: 'web' } };
 const image: ReviewedImage = { pointer: '/spec/containers/0/image', container: 'app', containerType: 'containers', reference: parseImageReference('r.example.com/a:1') };
 const evaluation: Evaluation = { allowed: true, results: [], warnings: [], auditAnnotations: {} };
 
@@ -48,10 +48,11 @@ describe('evaluation memo', () => {
   it.each([
     ['another policy revision', () => [set('r2'), context, [image]] as const],
     ['other namespace labels', () => [set('r1'), { ...context, namespaceLabels: { env: 'dev' } }, [image]] as const],
-    ['a label moved into the name', () => [set('r1'), { ...context, name: 'p\u0000env=prod', namespaceLabels: { tier: 'web' } }, [image]] as const],
+    ['another namespace', () => [set('r1'), { ...context, namespace: 'team-b' }, [image]] as const],
+    ['a label more', () => [set('r1'), { ...context, namespaceLabels: { ...context.namespaceLabels, extra: '' } }, [image]] as const],
     ['another image', () => [set('r1'), context, [{ ...image, reference: parseImageReference('r.example.com/a:2') }]] as const],
     ['the image in another container', () => [set('r1'), context, [{ ...image, container: 'sidecar' }]] as const],
-    ['an UPDATE instead of a CREATE', () => [set('r1'), { ...context, operation: 'UPDATE' as const }, [image]] as const],
+    ['the image in a pod template instead of a Pod', () => [set('r1'), context, [{ ...image, pointer: '/spec/template/spec/containers/0/image' }]] as const],
   ])('misses for %s', (_name, inputs) => {
     const memo = new EvaluationMemo();
     const cache = new FakeCache();

@@ -55,9 +55,13 @@ export class EvaluationMemo {
     this.#entries.set(key, { ...remembered, expires: now.getTime() + this.#ttlMs, cacheVersion, freshUntil });
   }
 
-  /** The key of an evaluation: policy set revision, context, and per image its place and reference. */
+  /**
+   * The key of an evaluation: policy set revision, the context (namespace and its labels: all the
+   * engine reads of it), and per image its place and reference. The place (a JSON pointer) also
+   * tells the object's shape apart, a Pod from a pod template.
+   */
   key(set: PolicySet, context: AdmissionContext, images: readonly ReviewedImage[]): string {
-    const parts = [set.revision, context.namespace, context.kind, context.name, context.operation];
+    const parts = [set.revision, context.namespace];
     const labels = Object.keys(context.namespaceLabels);
     if (labels.length > 1) labels.sort();
     for (const label of labels) parts.push(`${label}=${context.namespaceLabels[label]}`);

@@ -67,7 +67,7 @@ export function selectSubject(review: AdmissionReviewRequest, excluded: (namespa
 
 /** The context the policy engine evaluates in. */
 export function admissionContext(subject: Subject, namespaceLabels: Readonly<Record<string, string>>): AdmissionContext {
-  return { namespace: subject.namespace, namespaceLabels, kind: subject.kind, name: subject.name, operation: subject.operation };
+  return { namespace: subject.namespace, namespaceLabels };
 }
 
 /** The policy name under which Portcullis reports problems of the object itself (not of a policy). */

@@ -133,7 +133,7 @@ export function createBackgroundAudit(deps: BackgroundAuditDeps): BackgroundAudi
     const namespace = pod.metadata?.namespace ?? '';
     const name = pod.metadata?.name ?? '';
     if (!isLive(pod) || excluded(namespace)) return undefined;
-    const context: AdmissionContext = { namespace, namespaceLabels: namespaceLabels.get(namespace) ?? {}, kind: 'Pod', name, operation: 'CREATE' };
+    const context: AdmissionContext = { namespace, namespaceLabels: namespaceLabels.get(namespace) ?? {} };
     const images: ReviewedImage[] = [];
     for (const [containerType, statusField] of CONTAINER_TYPES) {
       const containers: (V1Container | { name: string; image?: string })[] = pod.spec?.[containerType] ?? [];

@@ -64,13 +64,14 @@ export interface ReviewedImage {
 export type Operation = 'CREATE' | 'UPDATE';
 
 /** Who and what is being admitted. */
+/**
+ * All the engine knows of where the images run. Policies match by namespace, namespace labels and
+ * image; nothing in an evaluation depends on the object's kind, name or operation, which is why
+ * identical images in one namespace (the pods of one ReplicaSet) evaluate identically.
+ */
 export interface AdmissionContext {
   namespace: string;
   namespaceLabels: Readonly<Record<string, string>>;
-  /** Kind of the submitted object (`Deployment`), and its name (may be empty for generateName). */
-  kind: string;
-  name: string;
-  operation: Operation;
 }
 
 export type PolicyAction = 'deny' | 'warn' | 'audit';

@@ -20,7 +20,7 @@ export function policySet(yaml: string, now: Date = NOW): PolicySet {
 }
 
 export function context(overrides: Partial<AdmissionContext> = {}): AdmissionContext {
-  return { namespace: 'team-a', namespaceLabels: {}, kind: 'Pod', name: 'web', operation: 'CREATE', ...overrides };
+  return { namespace: 'team-a', namespaceLabels: {}, ...overrides };
 }
 
 export function image(reference: string, extra: Partial<ReviewedImage> = {}, index = 0): ReviewedImage {
