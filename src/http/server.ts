@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server as HttpsServer } from 'node:https';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Bindings, ChildLoggerOptions, LevelWithSilent, LogFn } from 'pino';
+import type { Bindings, ChildLoggerOptions, LevelWithSilent } from 'pino';
 import type { Registry } from 'prom-client';
 import { PortcullisError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -102,21 +102,35 @@ class RequestLogger implements FastifyBaseLogger {
     this.#real().level = level;
   }
 
-  readonly fatal: LogFn = (...args: Parameters<LogFn>) => this.#write('fatal', args);
-  readonly error: LogFn = (...args: Parameters<LogFn>) => this.#write('error', args);
-  readonly warn: LogFn = (...args: Parameters<LogFn>) => this.#write('warn', args);
-  readonly info: LogFn = (...args: Parameters<LogFn>) => this.#write('info', args);
-  readonly debug: LogFn = (...args: Parameters<LogFn>) => this.#write('debug', args);
-  readonly trace: LogFn = (...args: Parameters<LogFn>) => this.#write('trace', args);
-  readonly silent: LogFn = () => undefined;
+  // Methods on the prototype: one logger per request must not allocate a closure per level.
+  fatal(...args: unknown[]): void {
+    this.#write('fatal', args);
+  }
+  error(...args: unknown[]): void {
+    this.#write('error', args);
+  }
+  warn(...args: unknown[]): void {
+    this.#write('warn', args);
+  }
+  info(...args: unknown[]): void {
+    this.#write('info', args);
+  }
+  debug(...args: unknown[]): void {
+    this.#write('debug', args);
+  }
+  trace(...args: unknown[]): void {
+    this.#write('trace', args);
+  }
+  silent(): void {}
 
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
     return this.#real().child(bindings, options);
   }
 
-  #write(level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace', args: Parameters<LogFn>): void {
+  #write(level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace', args: unknown[]): void {
     if (this.#child === undefined && !this.#parent.isLevelEnabled(level)) return;
-    (this.#real()[level] as (...all: Parameters<LogFn>) => void)(...args);
+    const real = this.#real();
+    (real[level] as (...all: unknown[]) => void).apply(real, args);
   }
 
   #real(): FastifyBaseLogger {
