@@ -56,13 +56,25 @@ function stateStatus(action: StateAction): ResultStatus {
 
 const STATUS_WEIGHT: Readonly<Record<ResultStatus, number>> = { skip: 0, pass: 1, warn: 2, error: 3, fail: 4 };
 
-function dedupeFindings(findings: readonly Finding[]): Finding[] {
-  const seen = new Map<string, Finding>();
-  for (const finding of findings) {
-    const key = `${finding.id}\u0000${finding.package}\u0000${finding.installedVersion}`;
-    if (!seen.has(key)) seen.set(key, finding);
+/**
+ * Findings without repeats (Trivy lists a CVE once per path of the same package). A verdict's
+ * findings are read by every policy and image that uses the verdict, and a cached verdict is the
+ * same object for as long as it is cached: the answer is remembered by the list itself.
+ */
+const deduped = new WeakMap<readonly Finding[], readonly Finding[]>();
+
+function dedupeFindings(findings: readonly Finding[]): readonly Finding[] {
+  let unique = deduped.get(findings);
+  if (unique === undefined) {
+    const seen = new Map<string, Finding>();
+    for (const finding of findings) {
+      const key = `${finding.id}\u0000${finding.package}\u0000${finding.installedVersion}`;
+      if (!seen.has(key)) seen.set(key, finding);
+    }
+    unique = [...seen.values()];
+    deduped.set(findings, unique);
   }
-  return [...seen.values()];
+  return unique;
 }
 
 /** The findings that break the gate and the words that say how. */
@@ -191,19 +203,17 @@ function effect(result: PolicyResult): 'deny' | 'warn' | 'audit' | 'none' {
 export function evaluate(set: PolicySet, context: AdmissionContext, images: readonly ReviewedImage[], now: Date): Evaluation {
   const results: PolicyResult[] = [];
   for (const policy of set.imagePolicies) {
-    const common = { policy: policy.name, action: policy.action };
     if (!policy.match.namespace(context)) {
-      results.push({ ...common, rule: 'match', status: 'skip', message: `namespace ${context.namespace} is not in scope` });
+      results.push({ policy: policy.name, action: policy.action, rule: 'match', status: 'skip', message: `namespace ${context.namespace} is not in scope` });
       continue;
     }
     for (const image of images) {
-      const where = { image: image.reference.original, pointer: image.pointer, ...(image.digest ? { digest: image.digest } : {}) };
       if (!policy.match.image(image)) {
-        results.push({ ...common, ...where, rule: 'match', status: 'skip', message: 'image is not in scope' });
+        results.push(imageResult(policy, image, 'match', 'skip', 'image is not in scope'));
         continue;
       }
       for (const [rule, outcome] of ruleOutcomes(set, policy, context, image, now)) {
-        const result: PolicyResult = { ...common, ...where, rule, status: outcome.status, message: '' };
+        const result = imageResult(policy, image, rule, outcome.status, '');
         if (outcome.exception) result.exception = outcome.exception;
         if (outcome.text) {
           result.message = effect(result) === 'deny' ? renderViolation(outcome.text) : renderWarning(outcome.text);
@@ -215,6 +225,18 @@ export function evaluate(set: PolicySet, context: AdmissionContext, images: read
     }
   }
   return summarize(results, context);
+}
+
+/**
+ * One result about one image, built as a literal: spreading shared parts into every result (one
+ * per policy, image and rule) was the costliest line of an evaluation. Key order is that of the
+ * stored records: policy, action, image, pointer, digest, rule, status, message.
+ */
+function imageResult(policy: CompiledImagePolicy, image: ReviewedImage, rule: string, status: ResultStatus, message: string): PolicyResult {
+  const original = image.reference.original;
+  return image.digest
+    ? { policy: policy.name, action: policy.action, image: original, pointer: image.pointer, digest: image.digest, rule, status, message }
+    : { policy: policy.name, action: policy.action, image: original, pointer: image.pointer, rule, status, message };
 }
 
 function unique(lines: readonly string[]): string[] {

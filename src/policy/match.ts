@@ -47,6 +47,9 @@ export type ImageMatcher = (image: ReviewedImage) => boolean;
 
 export function compileImageGlobs(patterns: readonly string[]): ImageMatcher {
   const matches = compileGlobs(patterns);
+  // `*` (the default scope) and empty lists (the default exclusions) need no spellings at all.
+  if (matches === ALWAYS) return () => true;
+  if (matches === NEVER) return () => false;
   return (image) => imageCandidates(image).some(matches);
 }
 
