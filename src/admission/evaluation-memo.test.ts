@@ -45,13 +45,20 @@ describe('evaluation memo', () => {
     expect(memo.get(key, at, cache)).toBeUndefined();
   });
 
+  it('hits for the same images in containers named otherwise (the engine does not read names)', () => {
+    const memo = new EvaluationMemo();
+    const cache = new FakeCache();
+    memo.set(memo.key(set('r1'), context, [image]), { evaluation, digests: [undefined] }, at, cache.version, Number.POSITIVE_INFINITY);
+    expect(memo.get(memo.key(set('r1'), context, [{ ...image, container: 'renamed' }]), at, cache)?.evaluation).toBe(evaluation);
+  });
+
   it.each([
     ['another policy revision', () => [set('r2'), context, [image]] as const],
     ['other namespace labels', () => [set('r1'), { ...context, namespaceLabels: { env: 'dev' } }, [image]] as const],
     ['another namespace', () => [set('r1'), { ...context, namespace: 'team-b' }, [image]] as const],
     ['a label more', () => [set('r1'), { ...context, namespaceLabels: { ...context.namespaceLabels, extra: '' } }, [image]] as const],
     ['another image', () => [set('r1'), context, [{ ...image, reference: parseImageReference('r.example.com/a:2') }]] as const],
-    ['the image in another container', () => [set('r1'), context, [{ ...image, container: 'sidecar' }]] as const],
+    ['the image in another place', () => [set('r1'), context, [{ ...image, pointer: '/spec/containers/1/image' }]] as const],
     ['the image in a pod template instead of a Pod', () => [set('r1'), context, [{ ...image, pointer: '/spec/template/spec/containers/0/image' }]] as const],
   ])('misses for %s', (_name, inputs) => {
     const memo = new EvaluationMemo();

@@ -56,17 +56,23 @@ export class EvaluationMemo {
   }
 
   /**
-   * The key of an evaluation: policy set revision, the context (namespace and its labels: all the
-   * engine reads of it), and per image its place and reference. The place (a JSON pointer) also
-   * tells the object's shape apart, a Pod from a pod template.
+   * The key of an evaluation: what the engine reads. The policy set revision, the context
+   * (namespace and its labels), and per image its place (a JSON pointer, which also tells a Pod
+   * from a pod template) and its reference. Container names are not read by the engine.
    */
   key(set: PolicySet, context: AdmissionContext, images: readonly ReviewedImage[]): string {
-    const parts = [set.revision, context.namespace];
-    const labels = Object.keys(context.namespaceLabels);
-    if (labels.length > 1) labels.sort();
-    for (const label of labels) parts.push(`${label}=${context.namespaceLabels[label]}`);
-    parts.push('');
-    for (const image of images) parts.push(image.pointer, image.container, image.reference.original);
-    return parts.join('\u0000');
+    let key = `${set.revision}\u0000${context.namespace}\u0000${labelsKey(context.namespaceLabels)}`;
+    for (const image of images) key += `\u0000${image.pointer}\u0000${image.reference.original}`;
+    return key;
   }
+}
+
+/** `k=v` pairs in key order, separated by U+0001; empty for no labels (the common case, no sort). */
+function labelsKey(labels: Readonly<Record<string, string>>): string {
+  const names = Object.keys(labels);
+  if (names.length === 0) return '';
+  if (names.length > 1) names.sort();
+  let key = '';
+  for (const name of names) key += `${name}=${labels[name]}\u0001`;
+  return key;
 }
