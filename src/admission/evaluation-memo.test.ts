@@ -25,18 +25,32 @@ describe('evaluation memo', () => {
   it('answers identical inputs within the ttl with the evaluation and the digests, and forgets after it', () => {
     const memo = new EvaluationMemo({ ttlMs: 1000 });
     const cache = new FakeCache();
-    memo.set(memo.key(set('r1'), context, [image]), { evaluation, digests: ['sha256:1'] }, at, cache.version, Number.POSITIVE_INFINITY);
+    memo.set(memo.key(set('r1'), context, [image]), { evaluation, digests: ['sha256:1'] }, at, { cacheVersion: cache.version, freshUntil: Number.POSITIVE_INFINITY, until: Number.POSITIVE_INFINITY });
     const hit = memo.get(memo.key(set('r1'), { ...context, namespaceLabels: { tier: 'web', env: 'prod' } }, [image]), later(999), cache);
     expect(hit?.evaluation).toBe(evaluation);
     expect(hit?.digests).toEqual(['sha256:1']);
     expect(memo.get(memo.key(set('r1'), context, [image]), later(1000), cache)).toBeUndefined();
   });
 
+  it('serves only before the instant the engine said its answer could change, and never a request older than itself', () => {
+    const memo = new EvaluationMemo({ ttlMs: 1000 });
+    const cache = new FakeCache();
+    const key = memo.key(set('r1'), context, [image]);
+    memo.set(key, { evaluation, digests: [undefined] }, at, { cacheVersion: cache.version, freshUntil: Number.POSITIVE_INFINITY, until: at.getTime() + 300 });
+    expect(memo.get(key, later(299), cache)).toBeDefined();
+    expect(memo.get(key, later(300), cache)).toBeUndefined();
+    expect(memo.get(key, later(-1), cache)).toBeUndefined();
+    // An answer that changes right now is not remembered at all.
+    const other = memo.key(set('r2'), context, [image]);
+    memo.set(other, { evaluation, digests: [undefined] }, at, { cacheVersion: cache.version, freshUntil: Number.POSITIVE_INFINITY, until: at.getTime() });
+    expect(memo.get(other, at, cache)).toBeUndefined();
+  });
+
   it('misses once the verdict cache changed, or a verdict it used went stale', () => {
     const memo = new EvaluationMemo();
     const cache = new FakeCache();
     const key = memo.key(set('r1'), context, [image]);
-    memo.set(key, { evaluation, digests: [undefined] }, at, cache.version, 2_000);
+    memo.set(key, { evaluation, digests: [undefined] }, at, { cacheVersion: cache.version, freshUntil: 2_000, until: Number.POSITIVE_INFINITY });
     expect(memo.get(key, at, cache)).toBeDefined();
     cache.clock = 2_000;
     expect(memo.get(key, at, cache)).toBeUndefined();
@@ -48,7 +62,7 @@ describe('evaluation memo', () => {
   it('hits for the same images in containers named otherwise (the engine does not read names)', () => {
     const memo = new EvaluationMemo();
     const cache = new FakeCache();
-    memo.set(memo.key(set('r1'), context, [image]), { evaluation, digests: [undefined] }, at, cache.version, Number.POSITIVE_INFINITY);
+    memo.set(memo.key(set('r1'), context, [image]), { evaluation, digests: [undefined] }, at, { cacheVersion: cache.version, freshUntil: Number.POSITIVE_INFINITY, until: Number.POSITIVE_INFINITY });
     expect(memo.get(memo.key(set('r1'), context, [{ ...image, container: 'renamed' }]), at, cache)?.evaluation).toBe(evaluation);
   });
 
@@ -63,7 +77,7 @@ describe('evaluation memo', () => {
   ])('misses for %s', (_name, inputs) => {
     const memo = new EvaluationMemo();
     const cache = new FakeCache();
-    memo.set(memo.key(set('r1'), context, [image]), { evaluation, digests: [undefined] }, at, cache.version, Number.POSITIVE_INFINITY);
+    memo.set(memo.key(set('r1'), context, [image]), { evaluation, digests: [undefined] }, at, { cacheVersion: cache.version, freshUntil: Number.POSITIVE_INFINITY, until: Number.POSITIVE_INFINITY });
     const [s, c, i] = inputs();
     expect(memo.get(memo.key(s, c, i), at, cache)).toBeUndefined();
   });

@@ -16,7 +16,8 @@ export interface Remembered {
 }
 
 interface Entry extends Remembered {
-  /** Request clock: the entry's own lifetime ends here. */
+  /** Request clock: the entry was made at `created` and serves until `expires` (exclusive). */
+  created: number;
   expires: number;
   /** The verdict cache's version and freshness when the entry was made. */
   cacheVersion: number;
@@ -26,10 +27,12 @@ interface Entry extends Remembered {
 /**
  * Remembers evaluations of identical inputs for a moment. Evaluation is pure, so the same policy
  * set revision, context and images give the same answer as long as the verdict cache still holds
- * the very verdicts that were used — which the cache's version says in one comparison — except
- * for what depends on the clock (exception expiry, maximum scan age), which is why entries live
- * only `ttlMs` (default 1 s). Controllers and `kubectl apply` loops send many identical reviews;
- * this keeps the policy engine and the per-image cache lookups off the hot path for them.
+ * the very verdicts that were used — which the cache's version says in one comparison — and the
+ * clock has not reached the next instant at which the engine's answer could change (an exception
+ * or allowlist entry expiring, a scan growing too old: the caller passes it as `until`). Entries
+ * live at most `ttlMs` (default 1 s), and never serve a request older than themselves (a clock
+ * stepped back). Controllers and `kubectl apply` loops send many identical reviews; this keeps the
+ * policy engine and the per-image cache lookups off the hot path for them.
  */
 export class EvaluationMemo {
   readonly #entries: LRUCache<string, Entry>;
@@ -43,16 +46,22 @@ export class EvaluationMemo {
   /** The remembered evaluation for `key`, if still fresh at `now` and the cache has not changed. */
   get(key: string, now: Date, cache: CacheVersion): Remembered | undefined {
     const entry = this.#entries.get(key);
-    if (entry === undefined || entry.expires <= now.getTime() || !cache.unchangedSince(entry.cacheVersion, entry.freshUntil)) return undefined;
+    if (entry === undefined) return undefined;
+    const at = now.getTime();
+    if (at < entry.created || at >= entry.expires || !cache.unchangedSince(entry.cacheVersion, entry.freshUntil)) return undefined;
     return entry;
   }
 
   /**
-   * Remembers `evaluation` for `key` until `now + ttlMs`, valid while the cache stays at
-   * `cacheVersion` and its clock before `freshUntil` (the earliest expiry of the entries used).
+   * Remembers `evaluation` for `key` from `now` until `now + ttlMs` or `validity.until` (request
+   * clock, exclusive), whichever is first, and while the cache stays at `validity.cacheVersion`
+   * with its own clock before `validity.freshUntil` (the earliest expiry of the entries used).
    */
-  set(key: string, remembered: Remembered, now: Date, cacheVersion: number, freshUntil: number): void {
-    this.#entries.set(key, { ...remembered, expires: now.getTime() + this.#ttlMs, cacheVersion, freshUntil });
+  set(key: string, remembered: Remembered, now: Date, validity: { cacheVersion: number; freshUntil: number; until: number }): void {
+    const at = now.getTime();
+    const expires = Math.min(at + this.#ttlMs, validity.until);
+    if (expires <= at) return;
+    this.#entries.set(key, { ...remembered, created: at, expires, cacheVersion: validity.cacheVersion, freshUntil: validity.freshUntil });
   }
 
   /**

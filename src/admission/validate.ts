@@ -2,7 +2,7 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { F } from '../log/fields.js';
 import type { PolicySet } from '../policy/compile.js';
-import { evaluate, needsVerdict } from '../policy/evaluate.js';
+import { evaluate, needsVerdict, nextClockChange } from '../policy/evaluate.js';
 import type { AdmissionContext, Evaluation, PolicyResult, ReviewedImage } from '../policy/types.js';
 import { RequestLookups, raceDeadline, type VerdictCache } from '../verdicts/cache.js';
 import type { Deadline } from './deadline.js';
@@ -98,7 +98,7 @@ export async function attachVerdicts(
  * verdicts. An `unavailable` verdict is never cached, so an evaluation that used one is not
  * remembered.
  */
-function remember(memo: EvaluationMemo, cache: VerdictCache, key: string, images: readonly ReviewedImage[], evaluation: Evaluation, now: Date): void {
+function remember(memo: EvaluationMemo, cache: VerdictCache, set: PolicySet, key: string, images: readonly ReviewedImage[], evaluation: Evaluation, now: Date): void {
   const version = cache.version;
   let freshUntil = Number.POSITIVE_INFINITY;
   for (const image of images) {
@@ -107,7 +107,7 @@ function remember(memo: EvaluationMemo, cache: VerdictCache, key: string, images
     if (held === undefined || held.verdict !== image.verdict) return;
     freshUntil = Math.min(freshUntil, held.freshUntil);
   }
-  memo.set(key, { evaluation, digests: images.map((image) => image.digest) }, now, version, freshUntil);
+  memo.set(key, { evaluation, digests: images.map((image) => image.digest) }, now, { cacheVersion: version, freshUntil, until: nextClockChange(set, images, now) });
 }
 
 /** The strongest action among failing results (DecisionRecord.mode). */
@@ -202,7 +202,7 @@ async function evaluateFresh(
     const message = `[${BUILTIN_POLICY}/evaluation] the policy engine failed: ${describeError(error)}`;
     return { answer: { allowed: false, message }, subject, images, results: [], mode: 'deny', patch: [] };
   }
-  if (deps.memo && deps.verdicts && key !== undefined) remember(deps.memo, deps.verdicts, key, images, evaluation, now);
+  if (deps.memo && deps.verdicts && key !== undefined) remember(deps.memo, deps.verdicts, set, key, images, evaluation, now);
   return answerOf(subject, images, invalid, evaluation);
 }
 

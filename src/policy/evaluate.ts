@@ -261,6 +261,35 @@ function summarize(results: PolicyResult[], context: AdmissionContext): Evaluati
   return evaluation;
 }
 
+/**
+ * The first instant (ms) after `now` at which evaluating these images could answer otherwise with
+ * no input changed: an exception or allowlist entry expires, or a verdict used grows older than a
+ * maximum scan age. Infinity when nothing in the set depends on the clock. Whoever reuses an
+ * evaluation must not reuse it from this instant on. Conservative: every exception, allowlist
+ * entry and scan age of the set counts, in scope or not.
+ */
+export function nextClockChange(set: PolicySet, images: readonly ReviewedImage[], now: Date): number {
+  const at = now.getTime();
+  let next = Number.POSITIVE_INFINITY;
+  const consider = (instant: number) => {
+    if (instant > at && instant < next) next = instant;
+  };
+  for (const exception of set.exceptions) consider(exception.expiresAt);
+  for (const policy of set.imagePolicies) {
+    const rule = policy.vulnerabilities;
+    if (!rule) continue;
+    for (const entry of rule.allowlist) consider(entry.expiresAt);
+    if (rule.maxScanAgeMs === undefined) continue;
+    for (const image of images) {
+      if (image.verdict?.state !== 'scanned') continue;
+      // Stale once the age exceeds the maximum: from one millisecond after scannedAt + max.
+      const scannedAt = Date.parse(image.verdict.scannedAt);
+      if (!Number.isNaN(scannedAt)) consider(scannedAt + rule.maxScanAgeMs + 1);
+    }
+  }
+  return next;
+}
+
 function matchingImagePolicies(set: PolicySet, context: AdmissionContext, image: ReviewedImage): CompiledImagePolicy[] {
   return set.imagePolicies.filter((policy) => policy.match.namespace(context) && policy.match.image(image));
 }

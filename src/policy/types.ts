@@ -63,7 +63,6 @@ export interface ReviewedImage {
 
 export type Operation = 'CREATE' | 'UPDATE';
 
-/** Who and what is being admitted. */
 /**
  * All the engine knows of where the images run. Policies match by namespace, namespace labels and
  * image; nothing in an evaluation depends on the object's kind, name or operation, which is why
