@@ -28,7 +28,7 @@ import { migrate, openDatabase, type Migration, type OpenDatabase } from './db/d
 import { PortcullisError, describeError } from './errors.js';
 import { createMetricsRegistry, type Registry } from './http/metrics.js';
 import { Readiness, type ReadinessReport } from './http/readiness.js';
-import { buildServer, listen, type HttpServer } from './http/server.js';
+import { buildServer, closeConnectionsWhen, listen, type HttpServer } from './http/server.js';
 import { createKubeClient, loadKubeConfig, type KubeClient } from './kube/client.js';
 import { F } from './log/fields.js';
 import type { Logger } from './log/logger.js';
@@ -146,16 +146,9 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
   const roles = deps.roles ?? ROLES;
   const runs = (role: Role) => roles.includes(role);
   const closers: Closer[] = [];
-  // While stopping, every response closes its connection: a keep-alive connection (kube-apiserver
-  // keeps them) that turns idle after `close()` began would otherwise hold the server open until
-  // its keep-alive timeout.
+  // While stopping, every response closes its connection (see closeConnectionsWhen).
   let stopping = false;
-  const closeConnectionsWhenStopping = (app: HttpServer) => {
-    app.addHook('onSend', async (_request, reply, payload) => {
-      if (stopping) void reply.header('connection', 'close');
-      return payload;
-    });
-  };
+  const closeConnectionsWhenStopping = (app: HttpServer) => closeConnectionsWhen(app, () => stopping);
   const closeAll = async () => {
     stopping = true;
     while (closers.length > 0) {

@@ -108,12 +108,16 @@ export function admissionRoutes(deps: RoutesDeps): FastifyPluginAsync {
           failed(error);
           return;
         }
-        if (outcome instanceof Promise) return outcome.then(answer, failed);
+        if (isPromise(outcome)) return outcome.then(answer, failed);
         answer(outcome);
         return;
       });
     }
   };
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown }).then === 'function';
 }
 
 function recordDecision(sink: DecisionSink, record: DecisionRecord, log: FastifyBaseLogger): void {

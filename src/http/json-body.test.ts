@@ -26,10 +26,28 @@ describe('parseJsonBody', () => {
     expect(error.message).toMatch(/empty/);
   });
 
-  it('says where malformed JSON breaks', () => {
-    const error = refusal('{"apiVersion": "v1",}');
+  it.each([
+    ['a missing colon', '{"apiVersion" "v1"}', "body is not valid JSON: expected ':' after property name at line 1, column 15"],
+    ['a missing comma, on the third line', '{\n  "a": 1\n  "b": 2}', "body is not valid JSON: expected ',' or '}' after property value at line 3, column 3"],
+    ['a document cut short', '{"a": ', 'body is not valid JSON: it ends too early'],
+    ['an array cut short', '{"a": [1, 2', "body is not valid JSON: expected ',' or ']' after array element at line 1, column 12"],
+    ['text after the document', '{"a": 1} {"b": 2}', 'body is not valid JSON: unexpected non-whitespace character after JSON at line 1, column 10'],
+    ['a stray character', '{"a": }', 'body is not valid JSON: unexpected character'],
+  ])('says what is wrong with %s, and where when the parser tells', (_name, text, message) => {
+    const error = refusal(text);
     expect(error.code).toBe('REQUEST_MALFORMED');
-    expect(error.message).toMatch(/^body is not valid JSON: .*position 20/);
+    expect(error.message).toBe(message);
+  });
+
+  it('never quotes the body in its message (it is answered and logged, and may hold a secret)', () => {
+    for (const text of ['{"password":Hunter2Secret}', '{"token": "abc", "password": Hunter2Secret}', '{"secret":"Hunter2Secret"']) {
+      expect(refusal(text).message).not.toMatch(/Hunter2|password|token|secret/);
+    }
+  });
+
+  it('accepts a leading byte-order mark', () => {
+    expect(parseJsonBody('\uFEFF{"a":1}')).toEqual({ a: 1 });
+    expect(refusal('\uFEFF').message).toMatch(/empty/);
   });
 
   it.each([

@@ -44,6 +44,7 @@ describe('buildServer over real TLS', () => {
     ['malformed JSON', { body: '{"a":', headers: { 'content-type': 'application/json' } }, 400, 'REQUEST_MALFORMED'],
     ['a body over the limit', { body: JSON.stringify({ a: 'x'.repeat(2048) }), headers: { 'content-type': 'application/json' } }, 413, 'REQUEST_TOO_LARGE'],
     ['an unsupported content type', { body: '<a/>', headers: { 'content-type': 'application/xml' } }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['a key that could poison prototypes', { body: '{"a":{"__proto__":{"admin":true}}}', headers: { 'content-type': 'application/json' } }, 400, 'REQUEST_MALFORMED'],
   ])('answers %s with a JSON error', async (_name, init, status, code) => {
     const call = await start();
     const response = await call('/echo', { method: 'POST', ...init });
@@ -74,7 +75,7 @@ describe('request logging', () => {
     const app = buildServer({ logger, tls: tls.serving });
     app.get('/quiet', async () => ({ ok: true }));
     app.get('/noisy', async (request) => {
-      request.log.info({ step: 'one' }, 'handler says hello');
+      request.log.info({ step: 'one', password: 'Hunter2', headers: { authorization: 'Bearer abc.def' } }, 'handler says hello');
       request.log.debug('handler detail');
       return { ok: true };
     });
@@ -90,6 +91,9 @@ describe('request logging', () => {
     const lines = await logged('info', { 'x-request-id': 'trace-42' });
     expect(lines.map((line) => line.msg)).toEqual(['handler says hello']);
     expect(lines[0]).toMatchObject({ reqId: 'trace-42', step: 'one', level: 'info' });
+    // The root logger's redaction applies to what request loggers write.
+    expect(lines[0]).toMatchObject({ password: '[redacted]', headers: { authorization: '[redacted]' } });
+    expect(JSON.stringify(lines)).not.toMatch(/Hunter2|abc\.def/);
   });
 
   it('gives each request its own id when the client sends none', async () => {

@@ -151,7 +151,10 @@ export function buildServer(options: ServerOptions): HttpServer {
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     requestIdHeader: 'x-request-id',
     genReqId: requestIds(),
-    childLoggerFactory: (logger, bindings, options) => new RequestLogger(logger as FastifyBaseLogger & { isLevelEnabled(level: string): boolean }, bindings, options),
+    // A route with its own log level or serializers gets its real child at once (its level, not
+    // the root's, decides what is written).
+    childLoggerFactory: (logger, bindings, options) =>
+      Object.keys(options).length > 0 ? logger.child(bindings, options) : new RequestLogger(logger as FastifyBaseLogger & { isLevelEnabled(level: string): boolean }, bindings, options),
     // One line per request at info level would dominate the admission hot path; completed
     // requests are logged at debug below, errors always.
     logController: new LogController({ disableRequestLogging: true }),
@@ -204,6 +207,19 @@ export function buildServer(options: ServerOptions): HttpServer {
   }
 
   return app;
+}
+
+/**
+ * While `stopping()` is true, every response closes its connection: a keep-alive connection
+ * (kube-apiserver keeps them) that turns idle after `close()` began would otherwise hold the
+ * server open until its keep-alive timeout. A callback hook, not an async one: the response is
+ * still written in the same turn as `reply.send`, without a promise per response.
+ */
+export function closeConnectionsWhen(app: HttpServer, stopping: () => boolean): void {
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (stopping()) void reply.header('connection', 'close');
+    done(null, payload);
+  });
 }
 
 /** Listens on `HOST:PORT` and returns the bound address (the port is resolved when 0). */

@@ -69,7 +69,7 @@ async function product() {
 }
 
 async function serve(): Promise<void> {
-  const { issueCa, issueServing, silentLogger, defaultConfig, createPolicyStore, StaticVerdictSource, reportEntry, createAdmission, createMetricsRegistry, Readiness, readWebhookSettings, listen, buildServer } =
+  const { issueCa, issueServing, silentLogger, defaultConfig, createPolicyStore, StaticVerdictSource, reportEntry, createAdmission, createMetricsRegistry, Readiness, readWebhookSettings, listen, buildServer, closeConnectionsWhen } =
     await product();
   const now = new Date();
   const ca = issueCa({ commonName: 'bench CA', validityDays: 1, now });
@@ -94,6 +94,8 @@ async function serve(): Promise<void> {
     tls,
   });
   const app = await admission.buildServer();
+  // As `portcullis up` builds every server (src/main.ts): the hook that closes connections while stopping.
+  closeConnectionsWhen(app, () => false);
   const portcullis = await listen(app, '127.0.0.1', 0);
 
   const bare = Fastify({ https: { key: tls.key, cert: tls.cert }, bodyLimit: config.bodyLimitBytes });
@@ -106,6 +108,7 @@ async function serve(): Promise<void> {
   // For reading the gap: the project's shared HTTP layer (request ids, per-request logger, error
   // handler, health routes) with the same echo handler, without the admission pipeline.
   const shared = buildServer({ logger, tls, bodyLimit: config.bodyLimitBytes });
+  closeConnectionsWhen(shared, () => false);
   shared.post('/validate', async (request) => {
     const body = request.body as { apiVersion?: string; request?: { uid?: string } };
     return { apiVersion: body.apiVersion, kind: 'AdmissionReview', response: { uid: body.request?.uid, allowed: true } };
