@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { PolicySet } from '../policy/compile.js';
+import type { ImageReference } from '../policy/image-reference.js';
 import type { AdmissionContext, Evaluation, ReviewedImage } from '../policy/types.js';
 
 /** What the verdict cache tells about its own changes (src/verdicts/cache.ts). */
@@ -37,6 +38,15 @@ interface Entry extends Remembered {
 export class EvaluationMemo {
   readonly #entries: LRUCache<string, Entry>;
   readonly #ttlMs: number;
+  /**
+   * Short ids for what the key names, so that the key stays short (it is built and hashed on
+   * every request): parsed references are shared objects (src/admission/subject.ts) and pointers
+   * reused strings (src/admission/pod-spec.ts). Ids are never reused, so a key made with an id can
+   * never name anything else; the pointer table is emptied when large (its keys then just miss).
+   */
+  readonly #referenceIds = new WeakMap<ImageReference, number>();
+  readonly #pointerIds = new Map<string, number>();
+  #nextId = 1;
 
   constructor(options: { max?: number; ttlMs?: number } = {}) {
     this.#entries = new LRUCache({ max: options.max ?? 1000 });
@@ -71,8 +81,27 @@ export class EvaluationMemo {
    */
   key(set: PolicySet, context: AdmissionContext, images: readonly ReviewedImage[]): string {
     let key = `${set.revision}\u0000${context.namespace}\u0000${labelsKey(context.namespaceLabels)}`;
-    for (const image of images) key += `\u0000${image.pointer}\u0000${image.reference.original}`;
+    for (const image of images) key += `\u0000${this.#pointerId(image.pointer)}.${this.#referenceId(image.reference)}`;
     return key;
+  }
+
+  #referenceId(reference: ImageReference): number {
+    let id = this.#referenceIds.get(reference);
+    if (id === undefined) {
+      id = this.#nextId++;
+      this.#referenceIds.set(reference, id);
+    }
+    return id;
+  }
+
+  #pointerId(pointer: string): number {
+    let id = this.#pointerIds.get(pointer);
+    if (id === undefined) {
+      if (this.#pointerIds.size >= 4096) this.#pointerIds.clear();
+      id = this.#nextId++;
+      this.#pointerIds.set(pointer, id);
+    }
+    return id;
   }
 }
 

@@ -78,6 +78,27 @@ export function locatePodSpec(kind: string, object: unknown): PodSpecLocation | 
 }
 
 /** Every container image of the pod spec, init containers first, in the order the pod lists them. */
+/**
+ * `<spec>/<type>/<index>/image`, the same string object every time for the same place: the
+ * pointers of the known kinds are few, and a string that is reused keeps its hash (the evaluation
+ * memo looks them up on every request). Bounded: emptied when full.
+ */
+const pointers = new Map<string, Record<ContainerType, string[]>>();
+const POINTERS_MAX = 256;
+
+function imagePointer(specPointer: string, containerType: ContainerType, index: number): string {
+  let bySpec = pointers.get(specPointer);
+  if (bySpec === undefined) {
+    if (pointers.size >= POINTERS_MAX) pointers.clear();
+    bySpec = { initContainers: [], containers: [], ephemeralContainers: [] };
+    pointers.set(specPointer, bySpec);
+  }
+  const known = bySpec[containerType];
+  // Container type names and indices need no escaping: plain concatenation.
+  if (index >= 1024) return `${specPointer}/${containerType}/${index}/image`;
+  return (known[index] ??= `${specPointer}/${containerType}/${index}/image`);
+}
+
 export function containerImages(location: PodSpecLocation): ContainerImage[] {
   const images: ContainerImage[] = [];
   for (const containerType of CONTAINER_TYPES) {
@@ -86,8 +107,7 @@ export function containerImages(location: PodSpecLocation): ContainerImage[] {
     containers.forEach((container: unknown, index) => {
       if (!isRecord(container)) return;
       images.push({
-        // Container type names and indices need no escaping: plain concatenation (hot path).
-        pointer: `${location.specPointer}/${containerType}/${index}/image`,
+        pointer: imagePointer(location.specPointer, containerType, index),
         container: typeof container.name === 'string' ? container.name : `${containerType}[${index}]`,
         containerType,
         image: typeof container.image === 'string' ? container.image : '',
