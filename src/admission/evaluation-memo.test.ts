@@ -81,4 +81,17 @@ describe('evaluation memo', () => {
     const [s, c, i] = inputs();
     expect(memo.get(memo.key(s, c, i), at, cache)).toBeUndefined();
   });
+
+  it('holds at most `max` entries: when full, the oldest goes first', () => {
+    const memo = new EvaluationMemo({ max: 2 });
+    const cache = new FakeCache();
+    const keys = ['r1', 'r2', 'r3'].map((revision) => memo.key(set(revision), context, [image]));
+    const validity = { cacheVersion: cache.version, freshUntil: Number.POSITIVE_INFINITY, until: Number.POSITIVE_INFINITY };
+    for (const key of keys) memo.set(key, { evaluation, digests: [undefined] }, at, validity);
+    expect(keys.map((key) => memo.get(key, at, cache) !== undefined)).toEqual([false, true, true]);
+    // Setting a key again makes it the newest: r2 is now the oldest and goes next.
+    memo.set(keys[1] as string, { evaluation, digests: [undefined] }, at, validity);
+    memo.set(keys[0] as string, { evaluation, digests: [undefined] }, at, validity);
+    expect(keys.map((key) => memo.get(key, at, cache) !== undefined)).toEqual([true, true, false]);
+  });
 });

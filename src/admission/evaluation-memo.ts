@@ -1,4 +1,3 @@
-import { LRUCache } from 'lru-cache';
 import type { PolicySet } from '../policy/compile.js';
 import type { ImageReference } from '../policy/image-reference.js';
 import type { AdmissionContext, Evaluation, ReviewedImage } from '../policy/types.js';
@@ -34,9 +33,14 @@ interface Entry extends Remembered {
  * live at most `ttlMs` (default 1 s), and never serve a request older than themselves (a clock
  * stepped back). Controllers and `kubectl apply` loops send many identical reviews; this keeps the
  * policy engine and the per-image cache lookups off the hot path for them.
+ *
+ * The entries are a plain Map in insertion order, bounded by `max`: when full, the oldest entry
+ * goes. An entry lives a second at most, so recency tracking (an LRU) would buy nothing here, and
+ * its bookkeeping on every hit was a visible part of the warm path.
  */
 export class EvaluationMemo {
-  readonly #entries: LRUCache<string, Entry>;
+  readonly #entries = new Map<string, Entry>();
+  readonly #max: number;
   readonly #ttlMs: number;
   /**
    * Short ids for what the key names, so that the key stays short (it is built and hashed on
@@ -49,7 +53,7 @@ export class EvaluationMemo {
   #nextId = 1;
 
   constructor(options: { max?: number; ttlMs?: number } = {}) {
-    this.#entries = new LRUCache({ max: options.max ?? 1000 });
+    this.#max = Math.max(1, options.max ?? 1000);
     this.#ttlMs = options.ttlMs ?? 1000;
   }
 
@@ -58,7 +62,11 @@ export class EvaluationMemo {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
     const at = now.getTime();
-    if (at < entry.created || at >= entry.expires || !cache.unchangedSince(entry.cacheVersion, entry.freshUntil)) return undefined;
+    if (at >= entry.expires) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    if (at < entry.created || !cache.unchangedSince(entry.cacheVersion, entry.freshUntil)) return undefined;
     return entry;
   }
 
@@ -71,7 +79,10 @@ export class EvaluationMemo {
     const at = now.getTime();
     const expires = Math.min(at + this.#ttlMs, validity.until);
     if (expires <= at) return;
-    this.#entries.set(key, { ...remembered, created: at, expires, cacheVersion: validity.cacheVersion, freshUntil: validity.freshUntil });
+    // Re-inserted, so that a refreshed entry counts as the newest.
+    this.#entries.delete(key);
+    if (this.#entries.size >= this.#max) this.#entries.delete(this.#entries.keys().next().value as string);
+    this.#entries.set(key, { evaluation: remembered.evaluation, digests: remembered.digests, created: at, expires, cacheVersion: validity.cacheVersion, freshUntil: validity.freshUntil });
   }
 
   /**

@@ -53,4 +53,21 @@ describe('admission metrics', () => {
     const requests = json.find((metric) => metric.name === 'portcullis_admission_requests_total');
     expect(requests?.values).toEqual([{ labels: { webhook: 'validate', decision: 'deny' }, value: 1 }]);
   });
+
+  it('counts the same results array (a remembered evaluation) again on every request, also after a reset', async () => {
+    const registry = createMetricsRegistry({ defaultMetrics: false });
+    const stats = admissionStats(registry);
+    const shared = [result('deny-critical', 'fail'), result('deny-critical', 'pass'), result('deny-critical', 'fail')];
+    stats.results(shared);
+    stats.results(shared);
+    stats.results([result('deny-critical', 'fail')]);
+    let text = await registry.metrics();
+    expect(line(text, 'portcullis_policy_results_total{policy="deny-critical",result="fail"}')).toBe(5);
+    expect(line(text, 'portcullis_policy_results_total{policy="deny-critical",result="pass"}')).toBe(2);
+    registry.resetMetrics();
+    stats.results(shared);
+    text = await registry.metrics();
+    expect(line(text, 'portcullis_policy_results_total{policy="deny-critical",result="fail"}')).toBe(2);
+    expect(line(text, 'portcullis_policy_results_total{policy="deny-critical",result="pass"}')).toBe(1);
+  });
 });

@@ -8,6 +8,11 @@ const REQUESTS = 'portcullis_admission_requests_total';
 const DURATION = 'portcullis_admission_duration_seconds';
 const RESULTS = 'portcullis_policy_results_total';
 
+/** One counter of policy results (a policy × result pair). */
+interface Count {
+  value: number;
+}
+
 /** The counts of one webhook × decision pair. */
 interface Slot {
   requests: number;
@@ -27,7 +32,9 @@ export class AdmissionStats {
   /** webhook → decision → counts. */
   readonly #slots = new Map<string, Map<string, Slot>>();
   /** policy → result → count. */
-  readonly #results = new Map<string, Map<string, number>>();
+  readonly #results = new Map<string, Map<string, Count>>();
+  /** Per results array seen, the counts it adds to. */
+  #tallies = new WeakMap<readonly PolicyResult[], [Count, number][]>();
 
   /** One answered (or rejected, `invalid`) request; `seconds` only for answered ones. */
   request(webhook: string, decision: string, seconds?: number): void {
@@ -41,21 +48,29 @@ export class AdmissionStats {
     slot.observed += 1;
   }
 
-  /** The results of one request, counted by policy and result. */
+  /**
+   * The results of one request, counted by policy and result. A remembered evaluation hands the
+   * same results array to every request it answers, so its tally (which counter, how many) is
+   * worked out once per array and then only added.
+   */
   results(results: readonly PolicyResult[]): void {
-    for (const result of results) {
-      let byResult = this.#results.get(result.policy);
-      if (!byResult) {
-        byResult = new Map();
-        this.#results.set(result.policy, byResult);
+    let tally = this.#tallies.get(results);
+    if (tally === undefined) {
+      const counts = new Map<Count, number>();
+      for (const result of results) {
+        const count = this.#count(result.policy, result.status);
+        counts.set(count, (counts.get(count) ?? 0) + 1);
       }
-      byResult.set(result.status, (byResult.get(result.status) ?? 0) + 1);
+      tally = [...counts];
+      this.#tallies.set(results, tally);
     }
+    for (const [count, times] of tally) count.value += times;
   }
 
   reset(): void {
     this.#slots.clear();
     this.#results.clear();
+    this.#tallies = new WeakMap();
   }
 
   requestValues(): MetricValue<'webhook' | 'decision'>[] {
@@ -87,9 +102,23 @@ export class AdmissionStats {
   resultValues(): MetricValue<'policy' | 'result'>[] {
     const values: MetricValue<'policy' | 'result'>[] = [];
     for (const [policy, byResult] of this.#results) {
-      for (const [result, count] of byResult) values.push({ labels: { policy, result }, value: count });
+      for (const [result, count] of byResult) values.push({ labels: { policy, result }, value: count.value });
     }
     return values;
+  }
+
+  #count(policy: string, result: string): Count {
+    let byResult = this.#results.get(policy);
+    if (!byResult) {
+      byResult = new Map();
+      this.#results.set(policy, byResult);
+    }
+    let count = byResult.get(result);
+    if (!count) {
+      count = { value: 0 };
+      byResult.set(result, count);
+    }
+    return count;
   }
 
   #slot(webhook: string, decision: string): Slot {

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync } from 'fas
 import { PortcullisError, describeError } from '../errors.js';
 import { F } from '../log/fields.js';
 import { RequestDeadline, type Deadline } from './deadline.js';
-import type { DecisionRecord, DecisionSink } from './decision.js';
+import { isoTime, type DecisionRecord, type DecisionSink } from './decision.js';
 import type { AdmissionStats } from './metrics.js';
 import { mutateReview } from './mutate.js';
 import { decodeAdmissionReview, encodeAdmissionResponse, type AdmissionReviewRequest } from './review.js';
@@ -132,7 +132,7 @@ function recordDecision(sink: DecisionSink, record: DecisionRecord, log: Fastify
 export function decisionRecord(webhook: Webhook, review: AdmissionReviewRequest, outcome: Outcome, arrived: Date, durationMs: number): DecisionRecord {
   const request = review.request;
   return {
-    time: arrived.toISOString(),
+    time: isoTime(arrived),
     uid: request.uid,
     webhook,
     user: { username: request.userInfo?.username ?? '', groups: request.userInfo?.groups ?? [] },
