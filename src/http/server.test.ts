@@ -5,7 +5,8 @@ import { PortcullisError } from '../errors.js';
 import { testTls, trustingAgent } from '../../test/helpers/tls.js';
 import { createMetricsRegistry } from './metrics.js';
 import { Readiness } from './readiness.js';
-import { buildServer, listen, type HttpServer } from './server.js';
+import { connect } from 'node:tls';
+import { buildServer, closeConnectionsWhen, listen, setTls, type HttpServer } from './server.js';
 
 const servers: HttpServer[] = [];
 afterEach(async () => {
@@ -64,6 +65,71 @@ describe('buildServer over real TLS', () => {
     const missing = await call('/nowhere?x=1');
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'no route for GET /nowhere' } });
+  });
+});
+
+describe('TLS suites', () => {
+  /** The TLS 1.3 suite a Node client (OpenSSL's default order: AES-256 first) negotiates, or only `ciphers`. */
+  function negotiated(port: number, ca: string | Buffer, ciphers?: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ...(ciphers ? { ciphers } : {}) }, () => {
+        const suite = socket.getCipher().standardName;
+        socket.end();
+        resolve(suite);
+      });
+      socket.on('error', reject);
+    });
+  }
+
+  it('prefers AES-128-GCM, as Go clients do, also after the key pair is swapped, and still serves clients that only offer AES-256', async () => {
+    const tls = testTls();
+    const app = buildServer({ logger: silentLogger(), tls: tls.serving });
+    servers.push(app);
+    const { port } = await listen(app, '127.0.0.1', 0);
+    expect(await negotiated(port, tls.ca.cert)).toBe('TLS_AES_128_GCM_SHA256');
+    expect(await negotiated(port, tls.ca.cert, 'TLS_AES_256_GCM_SHA384')).toBe('TLS_AES_256_GCM_SHA384');
+    const next = testTls();
+    setTls(app, next.serving);
+    expect(await negotiated(port, next.ca.cert)).toBe('TLS_AES_128_GCM_SHA256');
+  });
+});
+
+describe('closing connections while stopping', () => {
+  it('keeps connections alive until stopping begins, then every answer closes its connection, in-flight ones too', async () => {
+    const tls = testTls();
+    const app = buildServer({ logger: silentLogger(), tls: tls.serving });
+    let stopping = false;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    app.get('/now', async () => ({ ok: true }));
+    app.get('/slow', async () => {
+      await held;
+      return { ok: true };
+    });
+    closeConnectionsWhen(app, () => stopping);
+    servers.push(app);
+    const { port } = await listen(app, '127.0.0.1', 0);
+    const dispatcher = trustingAgent(tls.ca.cert);
+    const call = (path: string) => fetch(`https://127.0.0.1:${port}${path}`, { dispatcher });
+
+    const before = await call('/now');
+    await before.arrayBuffer();
+    expect(before.headers.get('connection')).toBe('keep-alive');
+    const inFlight = call('/slow');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    stopping = true;
+    release();
+    const slow = await inFlight;
+    await slow.arrayBuffer();
+    expect(slow.status).toBe(200);
+    expect(slow.headers.get('connection')).toBe('close');
+    const after = await call('/now');
+    expect(await after.json()).toEqual({ ok: true });
+    expect(after.headers.get('connection')).toBe('close');
+  });
+
+  it('refuses a server it did not make', () => {
+    expect(() => closeConnectionsWhen({} as HttpServer, () => true)).toThrow(/buildServer/);
   });
 });
 
