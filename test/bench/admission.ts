@@ -8,8 +8,10 @@
  * not share their event loop; Portcullis's side is the built code in dist/. Each round measures
  * the bare handler and the validate path back to back (in alternating order, ABBA), and the ratios
  * are taken within a round, so that a drift in the machine's speed between rounds cancels out; the
- * median over `--rounds N` (default 5) rounds is reported with the spread, and the per-server
- * figures are the medians too. Options: `--duration SECONDS` (default 4) per measurement.
+ * median over `--rounds N` (default 15) rounds is reported with the spread, and the per-server
+ * figures are the medians too. Options: `--duration SECONDS` (default 2) per measurement. Many
+ * short paired rounds rather than a few long ones: on a shared 2-core VM the machine's speed moves
+ * by 10–20 % within seconds, and the median of more pairs taken closer together moves less.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -222,8 +224,8 @@ async function main(): Promise<void> {
     const at = process.argv.indexOf(name);
     return at > 0 ? Number(process.argv[at + 1]) : fallback;
   };
-  const duration = option('--duration', 4);
-  const rounds = option('--rounds', 5);
+  const duration = option('--duration', 2);
+  const rounds = option('--rounds', 15);
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ports = await new Promise<{ portcullis: number; baseline: number; foundation: number; validatePath: string }>((resolve, reject) => {
     child.once('message', (message) => resolve(message as { portcullis: number; baseline: number; foundation: number; validatePath: string }));
