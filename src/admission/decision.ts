@@ -16,7 +16,7 @@ export interface DecisionRecord {
   kind: string;
   name: string;
   images: { image: string; pointer: string; digest?: string }[];
-  results: PolicyResult[];
+  results: readonly PolicyResult[];
   /** What kube-apiserver was told. */
   decision: 'allow' | 'deny';
   /**

@@ -89,9 +89,15 @@ describe('evaluation memo', () => {
     const validity = { cacheVersion: cache.version, freshUntil: Number.POSITIVE_INFINITY, until: Number.POSITIVE_INFINITY };
     for (const key of keys) memo.set(key, { evaluation, digests: [undefined] }, at, validity);
     expect(keys.map((key) => memo.get(key, at, cache) !== undefined)).toEqual([false, true, true]);
-    // Setting a key again makes it the newest: r2 is now the oldest and goes next.
+    // Setting a key again makes it the newest: after r2 is set again, r3 is the oldest and goes next.
     memo.set(keys[1] as string, { evaluation, digests: [undefined] }, at, validity);
     memo.set(keys[0] as string, { evaluation, digests: [undefined] }, at, validity);
     expect(keys.map((key) => memo.get(key, at, cache) !== undefined)).toEqual([true, true, false]);
+    // Setting a key that is already there evicts nothing.
+    const small = new EvaluationMemo({ max: 2 });
+    small.set(keys[0] as string, { evaluation, digests: [undefined] }, at, validity);
+    small.set(keys[1] as string, { evaluation, digests: [undefined] }, at, validity);
+    small.set(keys[1] as string, { evaluation, digests: [undefined] }, at, validity);
+    expect(keys.slice(0, 2).map((key) => small.get(key, at, cache) !== undefined)).toEqual([true, true]);
   });
 });

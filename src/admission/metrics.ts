@@ -54,6 +54,7 @@ export class AdmissionStats {
    * worked out once per array and then only added.
    */
   results(results: readonly PolicyResult[]): void {
+    if (results.length === 0) return;
     let tally = this.#tallies.get(results);
     if (tally === undefined) {
       const counts = new Map<Count, number>();

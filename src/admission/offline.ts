@@ -39,7 +39,7 @@ export interface OfflineDecision {
   message?: string;
   warnings: string[];
   auditAnnotations: Record<string, string>;
-  results: PolicyResult[];
+  results: readonly PolicyResult[];
   skipped?: string;
 }
 

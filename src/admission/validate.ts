@@ -32,7 +32,7 @@ export interface Outcome {
   skipped?: string;
   subject?: Subject;
   images: ReviewedImage[];
-  results: PolicyResult[];
+  results: readonly PolicyResult[];
   mode: 'deny' | 'warn' | 'audit' | 'none';
   /** For mutate: one line per patch operation. */
   patch: string[];

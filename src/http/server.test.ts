@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { fetch } from 'undici';
+import { Readable } from 'node:stream';
+import { Agent, fetch } from 'undici';
 import { createLogger, silentLogger } from '../log/logger.js';
 import { PortcullisError } from '../errors.js';
 import { testTls, trustingAgent } from '../../test/helpers/tls.js';
@@ -95,37 +96,53 @@ describe('TLS suites', () => {
 });
 
 describe('closing connections while stopping', () => {
-  it('keeps connections alive until stopping begins, then every answer closes its connection, in-flight ones too', async () => {
-    const tls = testTls();
-    const app = buildServer({ logger: silentLogger(), tls: tls.serving });
-    let stopping = false;
+  /** A server with a route held until released, a streamed route, and a plain one; `stopping` is the test's to set. */
+  async function stoppable(tls?: ReturnType<typeof testTls>) {
+    const app = buildServer({ logger: silentLogger(), ...(tls ? { tls: tls.serving } : {}) });
+    const state = { stopping: false };
+    let entered: () => void = () => undefined;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
     let release: () => void = () => undefined;
     const held = new Promise<void>((resolve) => (release = resolve));
     app.get('/now', async () => ({ ok: true }));
+    // A stream body: the headers go out through Node's implicit writeHead, not fastify's.
+    app.get('/stream', async (_request, reply) => reply.type('text/plain').send(Readable.from(['a', 'b'])));
     app.get('/slow', async () => {
+      entered();
       await held;
       return { ok: true };
     });
-    closeConnectionsWhen(app, () => stopping);
+    closeConnectionsWhen(app, () => state.stopping);
     servers.push(app);
     const { port } = await listen(app, '127.0.0.1', 0);
-    const dispatcher = trustingAgent(tls.ca.cert);
-    const call = (path: string) => fetch(`https://127.0.0.1:${port}${path}`, { dispatcher });
+    const dispatcher = tls ? trustingAgent(tls.ca.cert) : new Agent();
+    const call = (path: string) => fetch(`${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`, { dispatcher });
+    return { app, state, inside, release, call };
+  }
 
-    const before = await call('/now');
-    await before.arrayBuffer();
-    expect(before.headers.get('connection')).toBe('keep-alive');
+  it.each([
+    ['over TLS', true],
+    ['over plain HTTP', false],
+  ])('%s: keeps connections alive until stopping begins, then every answer closes its connection, in-flight and streamed ones too', async (_name, secure) => {
+    const { state, inside, release, call } = await stoppable(secure ? testTls() : undefined);
+    for (const path of ['/now', '/stream']) {
+      const before = await call(path);
+      await before.arrayBuffer();
+      expect(before.headers.get('connection')).toBe('keep-alive');
+    }
     const inFlight = call('/slow');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    stopping = true;
+    await inside;
+    state.stopping = true;
     release();
     const slow = await inFlight;
     await slow.arrayBuffer();
     expect(slow.status).toBe(200);
     expect(slow.headers.get('connection')).toBe('close');
-    const after = await call('/now');
-    expect(await after.json()).toEqual({ ok: true });
-    expect(after.headers.get('connection')).toBe('close');
+    for (const path of ['/now', '/stream']) {
+      const after = await call(path);
+      expect(await after.text()).toBe(path === '/now' ? '{"ok":true}' : 'ab');
+      expect(after.headers.get('connection')).toBe('close');
+    }
   });
 
   it('refuses a server it did not make', () => {

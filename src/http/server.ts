@@ -37,9 +37,12 @@ export type HttpServer = FastifyInstance;
  * own order puts AES-256-GCM first, which costs both ends more per byte for no practical gain in
  * strength; clients that only offer the others still get them. TLS 1.2 keeps Node's default list.
  */
-const TLS13_SUITES = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'];
-const CIPHER_PREFERENCE = {
-  ciphers: [...TLS13_SUITES, ...DEFAULT_CIPHERS.split(':').filter((suite) => !TLS13_SUITES.includes(suite))].join(':'),
+const TLS13_ORDER = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'];
+const defaultSuites = DEFAULT_CIPHERS.split(':');
+/** Only suites Node offers by default (an operator's `--tls-cipher-list` may have dropped some). */
+const TLS13_SUITES = TLS13_ORDER.filter((suite) => defaultSuites.includes(suite));
+export const CIPHER_PREFERENCE = {
+  ciphers: [...TLS13_SUITES, ...defaultSuites.filter((suite) => !TLS13_ORDER.includes(suite))].join(':'),
   honorCipherOrder: true,
 } as const;
 
@@ -160,10 +163,12 @@ class RequestLogger implements FastifyBaseLogger {
  */
 export function buildServer(options: ServerOptions): HttpServer {
   const draining: Draining = { stopping: () => false };
-  const ServerResponse = drainingResponse(draining);
+  const Response = drainingResponse(draining);
   const app = Fastify({
     loggerInstance: options.logger,
-    ...(options.tls ? { https: { key: options.tls.key, cert: options.tls.cert, ca: options.tls.ca, ...CIPHER_PREFERENCE, ServerResponse } } : { http: { ServerResponse } }),
+    ...(options.tls
+      ? { https: { key: options.tls.key, cert: options.tls.cert, ca: options.tls.ca, ...CIPHER_PREFERENCE, ServerResponse: Response } }
+      : { http: { ServerResponse: Response } }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     requestIdHeader: 'x-request-id',
     genReqId: requestIds(),

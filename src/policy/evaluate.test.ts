@@ -13,7 +13,7 @@ function exception(name: string, spec: string): string {
   return `${HEADER}\nkind: PolicyException\nmetadata:\n  name: ${name}\nspec:\n${spec.replace(/^/gm, '  ')}\n---\n`;
 }
 
-function only(results: PolicyResult[], rule: string): PolicyResult {
+function only(results: readonly PolicyResult[], rule: string): PolicyResult {
   const found = results.filter((result) => result.rule === rule);
   expect(found).toHaveLength(1);
   return found[0] as PolicyResult;

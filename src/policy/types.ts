@@ -94,7 +94,7 @@ export interface PolicyResult {
 
 export interface Evaluation {
   allowed: boolean;
-  results: PolicyResult[];
+  results: readonly PolicyResult[];
   /** The lines of the denial message: one per violation, then how to request an exception. */
   denyMessage?: string;
   /** Admission warnings, each under 120 characters. */

@@ -71,7 +71,7 @@ async function product() {
 }
 
 async function serve(): Promise<void> {
-  const { issueCa, issueServing, silentLogger, defaultConfig, createPolicyStore, StaticVerdictSource, reportEntry, createAdmission, createMetricsRegistry, Readiness, readWebhookSettings, listen, buildServer, closeConnectionsWhen } =
+  const { issueCa, issueServing, silentLogger, defaultConfig, createPolicyStore, StaticVerdictSource, reportEntry, createAdmission, createMetricsRegistry, Readiness, readWebhookSettings, listen, buildServer, closeConnectionsWhen, CIPHER_PREFERENCE } =
     await product();
   const now = new Date();
   const ca = issueCa({ commonName: 'bench CA', validityDays: 1, now });
@@ -96,11 +96,13 @@ async function serve(): Promise<void> {
     tls,
   });
   const app = await admission.buildServer();
-  // As `portcullis up` builds every server (src/main.ts): the hook that closes connections while stopping.
+  // As `portcullis up` builds every server (src/main.ts): connections close while stopping.
   closeConnectionsWhen(app, () => false);
   const portcullis = await listen(app, '127.0.0.1', 0);
 
-  const bare = Fastify({ https: { key: tls.key, cert: tls.cert }, bodyLimit: config.bodyLimitBytes });
+  // The same TLS suites as Portcullis's servers, so that only the handler differs.
+  if (CIPHER_PREFERENCE === undefined) throw new Error('dist/ predates the TLS suite order: run `npm run build` first (npm run bench:admission does)');
+  const bare = Fastify({ https: { key: tls.key, cert: tls.cert, ...CIPHER_PREFERENCE }, bodyLimit: config.bodyLimitBytes });
   bare.post('/validate', async (request) => {
     const body = request.body as { apiVersion?: string; request?: { uid?: string } };
     return { apiVersion: body.apiVersion, kind: 'AdmissionReview', response: { uid: body.request?.uid, allowed: true } };
