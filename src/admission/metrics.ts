@@ -109,32 +109,27 @@ export class AdmissionStats {
   }
 
   #count(policy: string, result: string): Count {
-    let byResult = this.#results.get(policy);
-    if (!byResult) {
-      byResult = new Map();
-      this.#results.set(policy, byResult);
-    }
-    let count = byResult.get(result);
-    if (!count) {
-      count = { value: 0 };
-      byResult.set(result, count);
-    }
-    return count;
+    return cell(this.#results, policy, result, () => ({ value: 0 }));
   }
 
   #slot(webhook: string, decision: string): Slot {
-    let byDecision = this.#slots.get(webhook);
-    if (!byDecision) {
-      byDecision = new Map();
-      this.#slots.set(webhook, byDecision);
-    }
-    let slot = byDecision.get(decision);
-    if (!slot) {
-      slot = { requests: 0, buckets: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, observed: 0 };
-      byDecision.set(decision, slot);
-    }
-    return slot;
+    return cell(this.#slots, webhook, decision, () => ({ requests: 0, buckets: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, observed: 0 }));
   }
+}
+
+/** The value at `outer[first][second]`, made by `create` on first use. */
+function cell<V>(outer: Map<string, Map<string, V>>, first: string, second: string, create: () => V): V {
+  let inner = outer.get(first);
+  if (!inner) {
+    inner = new Map();
+    outer.set(first, inner);
+  }
+  let value = inner.get(second);
+  if (value === undefined) {
+    value = create();
+    inner.set(second, value);
+  }
+  return value;
 }
 
 /**
