@@ -1,13 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
+import { DEFAULT_CIPHERS, connect } from 'node:tls';
 import { Agent, fetch } from 'undici';
 import { createLogger, silentLogger } from '../log/logger.js';
 import { PortcullisError } from '../errors.js';
 import { testTls, trustingAgent } from '../../test/helpers/tls.js';
 import { createMetricsRegistry } from './metrics.js';
 import { Readiness } from './readiness.js';
-import { connect } from 'node:tls';
-import { buildServer, closeConnectionsWhen, listen, setTls, type HttpServer } from './server.js';
+import { CIPHER_PREFERENCE, buildServer, closeConnectionsWhen, listen, setTls, type HttpServer } from './server.js';
 
 const servers: HttpServer[] = [];
 afterEach(async () => {
@@ -81,6 +81,12 @@ describe('TLS suites', () => {
       socket.on('error', reject);
     });
   }
+
+  it('reorders only the TLS 1.3 suites: the TLS 1.2 list and its order are Node\'s own', () => {
+    const tls12 = (list: string) => list.split(':').filter((suite) => !suite.startsWith('TLS_'));
+    expect(tls12(CIPHER_PREFERENCE.ciphers)).toEqual(tls12(DEFAULT_CIPHERS));
+    expect(CIPHER_PREFERENCE.ciphers.split(':').filter((suite) => suite.startsWith('TLS_'))).toEqual(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256']);
+  });
 
   it('prefers AES-128-GCM, as Go clients do, also after the key pair is swapped, and still serves clients that only offer AES-256', async () => {
     const tls = testTls();

@@ -181,6 +181,7 @@ export function buildServer(options: ServerOptions): HttpServer {
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   }) as unknown as HttpServer;
+  drainingOf.set(app, draining);
 
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
@@ -211,7 +212,6 @@ export function buildServer(options: ServerOptions): HttpServer {
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
-  drainingOf.set(app, draining);
 
   if (options.readiness) {
     const readiness = options.readiness;
