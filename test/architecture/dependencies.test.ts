@@ -54,22 +54,12 @@ const SERVER_ASSEMBLY: Record<string, string> = {
 };
 
 /**
- * Violations reported to their owners (the registry engineer, this session's final report):
- * `file -> import` → what is wrong and the fix. The registry's Harbor API is split into one route
- * module per resource named after the resource, not `*-routes.ts`; and helpers for its routes take
- * fastify's request/reply types. Both are naming/placement issues (type-only imports), not
- * layering ones: no domain logic depends on fastify at run time.
+ * Violations reported to their owners: `file -> import` → what is wrong and the fix. Helpers of
+ * the registry's routes take fastify's request/reply types: a placement issue (type-only imports),
+ * not a layering one; no domain logic depends on fastify at run time.
  */
-const RESOURCE_ROUTES = 'route module named after its resource: rename to <resource>-routes.ts';
 const ROUTE_HELPER = 'helper of the routes typed on FastifyRequest/FastifyReply: move into a *-routes.ts file or type it on its own request shape';
 const KNOWN_VIOLATIONS: Record<string, string> = {
-  'src/registry/harbor/artifacts.ts -> fastify': RESOURCE_ROUTES,
-  'src/registry/harbor/members.ts -> fastify': RESOURCE_ROUTES,
-  'src/registry/harbor/projects.ts -> fastify': RESOURCE_ROUTES,
-  'src/registry/harbor/repositories.ts -> fastify': RESOURCE_ROUTES,
-  'src/registry/harbor/robots.ts -> fastify': RESOURCE_ROUTES,
-  'src/registry/harbor/systeminfo.ts -> fastify': RESOURCE_ROUTES,
-  'src/registry/harbor/users.ts -> fastify': RESOURCE_ROUTES,
   'src/registry/harbor/errors.ts -> fastify': ROUTE_HELPER,
   'src/registry/auth/api-support.ts -> fastify': ROUTE_HELPER,
   'src/registry/oci/context.ts -> fastify': ROUTE_HELPER,

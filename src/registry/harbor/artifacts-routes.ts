@@ -8,7 +8,7 @@ import { checkDigest, looksLikeDigest } from '../oci/digest.js';
 import { checkTag, type RepositoryName } from '../oci/names.js';
 import type { ScanPort } from '../scan-port.js';
 import { acceptedReportTypes, artifactBody, artifactKind, filterOverview, tagBody } from './artifacts-model.js';
-import { REPOSITORY_PARAMS, repositoryFromParams, type HarborRoutesDeps } from './repositories.js';
+import { REPOSITORY_PARAMS, repositoryFromParams, type HarborRoutesDeps } from './repositories-routes.js';
 
 export interface HarborArtifactRoutesDeps extends HarborRoutesDeps {
   scans?: ScanPort;
