@@ -6,7 +6,7 @@ import type { Project, ProjectStore } from './projects.js';
 import type { ProjectPermission } from './roles.js';
 
 /**
- * What the Harbor identity routes (src/registry/harbor/{projects,members,robots,users,systeminfo}.ts)
+ * What the Harbor identity routes (src/registry/harbor/{projects,members,robots,users,systeminfo}-routes.ts)
  * share: who is calling, which project a path names, permission checks and Harbor's pagination.
  */
 export interface IdentityApiContext {
@@ -52,6 +52,23 @@ export async function requirePermission(context: IdentityApiContext, principal: 
   if (!(await context.controller.can(principal, project, permission))) {
     throw refuse(principal, `${permission.replace(':', ' ')} in project ${JSON.stringify(project.name)}`);
   }
+}
+
+/**
+ * The caller of a request on `{project_name_or_id}` and that project, once the caller is known to
+ * hold `permission` there: UNAUTHORIZED for bad credentials, then NOT_FOUND for no such project,
+ * then UNAUTHORIZED/FORBIDDEN without the permission.
+ */
+export async function projectAccess(
+  context: IdentityApiContext,
+  request: FastifyRequest,
+  nameOrId: string,
+  permission: ProjectPermission,
+): Promise<{ principal: Principal; project: Project }> {
+  const principal = await apiPrincipal(context, request);
+  const project = await resolveProject(context, request, nameOrId);
+  await requirePermission(context, principal, project, permission);
+  return { principal, project };
 }
 
 export interface Page {

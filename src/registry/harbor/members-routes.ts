@@ -1,7 +1,7 @@
 import type { JSONSchemaType } from 'ajv';
 import type { FastifyPluginAsync } from 'fastify';
 import { PortcullisError } from '../../errors.js';
-import { PAGE_QUERY, apiPrincipal, created, pageOf, requirePermission, resolveProject, setPagination, type IdentityApiContext } from '../auth/api-support.js';
+import { PAGE_QUERY, created, pageOf, projectAccess, setPagination, type IdentityApiContext } from '../auth/api-support.js';
 import type { Member, MemberStore } from '../auth/members.js';
 import { isRoleId } from '../auth/roles.js';
 import type { UserStore } from '../auth/users.js';
@@ -72,9 +72,7 @@ export function memberRoutes(deps: MemberRoutesDeps): FastifyPluginAsync {
       '/projects/:project_name_or_id/members',
       { schema: { params, querystring: { type: 'object', properties: { ...PAGE_QUERY, entityname: { type: 'string' } } } } },
       async (request, reply) => {
-        const principal = await apiPrincipal(deps, request);
-        const project = await resolveProject(deps, request, request.params.project_name_or_id);
-        await requirePermission(deps, principal, project, 'member:list');
+        const { project } = await projectAccess(deps, request, request.params.project_name_or_id, 'member:list');
         const page = pageOf(request.query);
         const { items, total } = await deps.members.list(project.id, {
           offset: page.offset,
@@ -90,9 +88,7 @@ export function memberRoutes(deps: MemberRoutesDeps): FastifyPluginAsync {
       '/projects/:project_name_or_id/members',
       { schema: { params, body: projectMemberSchema } },
       async (request, reply) => {
-        const principal = await apiPrincipal(deps, request);
-        const project = await resolveProject(deps, request, request.params.project_name_or_id);
-        await requirePermission(deps, principal, project, 'member:create');
+        const { project } = await projectAccess(deps, request, request.params.project_name_or_id, 'member:create');
         const body = request.body;
         if (body.member_group) throw new PortcullisError('REQUEST_MALFORMED', 'body/member_group: group members are not supported; add users');
         checkRole(body.role_id);
@@ -109,9 +105,7 @@ export function memberRoutes(deps: MemberRoutesDeps): FastifyPluginAsync {
     );
 
     app.get<{ Params: { project_name_or_id: string; mid: number } }>('/projects/:project_name_or_id/members/:mid', { schema: { params } }, async (request) => {
-      const principal = await apiPrincipal(deps, request);
-      const project = await resolveProject(deps, request, request.params.project_name_or_id);
-      await requirePermission(deps, principal, project, 'member:read');
+      const { project } = await projectAccess(deps, request, request.params.project_name_or_id, 'member:read');
       const member = await deps.members.get(project.id, request.params.mid);
       if (!member) throw new PortcullisError('NOT_FOUND', `project ${JSON.stringify(project.name)} has no member ${request.params.mid}`);
       return memberBody(member);
@@ -121,9 +115,7 @@ export function memberRoutes(deps: MemberRoutesDeps): FastifyPluginAsync {
       '/projects/:project_name_or_id/members/:mid',
       { schema: { params, body: roleRequestSchema } },
       async (request, reply) => {
-        const principal = await apiPrincipal(deps, request);
-        const project = await resolveProject(deps, request, request.params.project_name_or_id);
-        await requirePermission(deps, principal, project, 'member:update');
+        const { project } = await projectAccess(deps, request, request.params.project_name_or_id, 'member:update');
         checkRole(request.body.role_id);
         await deps.members.update(project.id, request.params.mid, request.body.role_id);
         return reply.status(200).send();
@@ -131,9 +123,7 @@ export function memberRoutes(deps: MemberRoutesDeps): FastifyPluginAsync {
     );
 
     app.delete<{ Params: { project_name_or_id: string; mid: number } }>('/projects/:project_name_or_id/members/:mid', { schema: { params } }, async (request, reply) => {
-      const principal = await apiPrincipal(deps, request);
-      const project = await resolveProject(deps, request, request.params.project_name_or_id);
-      await requirePermission(deps, principal, project, 'member:delete');
+      const { project } = await projectAccess(deps, request, request.params.project_name_or_id, 'member:delete');
       await deps.members.remove(project.id, request.params.mid);
       return reply.status(200).send();
     });

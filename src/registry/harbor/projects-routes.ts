@@ -6,9 +6,8 @@ import {
   apiPrincipal,
   created,
   pageOf,
+  projectAccess,
   refuse,
-  requirePermission,
-  resolveProject,
   setPagination,
   type IdentityApiContext,
 } from '../auth/api-support.js';
@@ -142,9 +141,7 @@ export function projectRoutes(deps: ProjectRoutesDeps): FastifyPluginAsync {
     });
 
     app.get<{ Params: { project_name_or_id: string } }>('/projects/:project_name_or_id', { schema: { params: projectParams } }, async (request) => {
-      const principal = await apiPrincipal(deps, request);
-      const project = await resolveProject(deps, request, request.params.project_name_or_id);
-      await requirePermission(deps, principal, project, 'project:read');
+      const { principal, project } = await projectAccess(deps, request, request.params.project_name_or_id, 'project:read');
       return projectBody(deps, principal, project);
     });
 
@@ -152,9 +149,7 @@ export function projectRoutes(deps: ProjectRoutesDeps): FastifyPluginAsync {
       '/projects/:project_name_or_id',
       { schema: { params: projectParams, body: projectReqSchema } },
       async (request, reply) => {
-        const principal = await apiPrincipal(deps, request);
-        const project = await resolveProject(deps, request, request.params.project_name_or_id);
-        await requirePermission(deps, principal, project, 'project:update');
+        const { project } = await projectAccess(deps, request, request.params.project_name_or_id, 'project:update');
         const body = request.body;
         if (body.project_name !== undefined && body.project_name !== null && body.project_name !== project.name) {
           throw new PortcullisError('REQUEST_MALFORMED', `body/project_name: a project cannot be renamed (is ${JSON.stringify(project.name)}, got ${JSON.stringify(body.project_name)})`);
@@ -168,9 +163,7 @@ export function projectRoutes(deps: ProjectRoutesDeps): FastifyPluginAsync {
     );
 
     app.delete<{ Params: { project_name_or_id: string } }>('/projects/:project_name_or_id', { schema: { params: projectParams } }, async (request, reply) => {
-      const principal = await apiPrincipal(deps, request);
-      const project = await resolveProject(deps, request, request.params.project_name_or_id);
-      await requirePermission(deps, principal, project, 'project:delete');
+      const { project } = await projectAccess(deps, request, request.params.project_name_or_id, 'project:delete');
       const repositories = deps.repositories ? await deps.repositories.count(project.name) : 0;
       if (repositories > 0) {
         throw new PortcullisError('CONFLICT', `project ${JSON.stringify(project.name)} still holds ${repositories} repositories; delete them first`, { status: 412 });
