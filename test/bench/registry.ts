@@ -13,9 +13,11 @@
  *   curl's own CPU time per GET;
  * - the registry process's RSS while a 1 GiB blob is pushed (both run as child processes).
  *
- * Portcullis runs as `portcullis registry` (real identity subsystem: the image lives in a public
- * project, pushes authenticate as admin through the token flow, pulls are anonymous) — the same
- * request path a user gets, not a stripped-down one. distribution runs without authentication.
+ * Portcullis runs as `portcullis registry` from the build (`bin/portcullis.js`: compiled
+ * JavaScript, as installed; the npm script builds first) with the real identity subsystem: the
+ * image lives in a public project, pushes authenticate as admin through the token flow, pulls are
+ * anonymous. That is the request path a user gets, not a stripped-down one. distribution runs
+ * without authentication.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -132,7 +134,7 @@ async function startPortcullis(work: string): Promise<Target> {
   writeFileSync(join(work, 'tls.key'), tls.serving.key);
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'test/helpers/registry-process.ts'), '--data-dir', join(work, 'portcullis'), '--listen', '127.0.0.1:0', '--tls-cert', join(work, 'tls.crt'), '--tls-key', join(work, 'tls.key')],
+    [join(repoRoot, 'bin/portcullis.js'), 'registry', '--data-dir', join(work, 'portcullis'), '--listen', '127.0.0.1:0', '--tls-cert', join(work, 'tls.crt'), '--tls-key', join(work, 'tls.key')],
     { cwd: repoRoot, env: { ...process.env, PORTCULLIS_ADMIN_PASSWORD: ADMIN_PASSWORD, PORTCULLIS_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const host = await new Promise<string>((resolve, reject) => {
