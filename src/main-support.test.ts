@@ -1,9 +1,8 @@
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from './config/load.js';
 import { silentLogger } from './log/logger.js';
-import { detectKube, ensureAdminPassword, findExecutable, resolveShipped, withRegistryHosts } from './main-support.js';
+import { detectKube, findExecutable, legacyAdminPasswordFile, resolveShipped, withRegistryHosts } from './main-support.js';
 import { createPolicyStore } from './policy/store.js';
 import { repoRoot } from '../test/helpers/cli.js';
 import { tempDir } from '../test/helpers/tmp.js';
@@ -53,18 +52,12 @@ describe('up: Kubernetes detection (kube.mode auto)', () => {
 });
 
 describe('up: small helpers', () => {
-  it('generates the admin password once, keeps it 0600, and prefers PORTCULLIS_ADMIN_PASSWORD', () => {
-    const dataDir = join(tmp.path, 'data');
-    const config = loadConfig({ env: {}, overrides: { dataDir } });
-    const first = ensureAdminPassword(config);
-    expect(first.generatedPassword).toMatch(/^[A-Za-z0-9_-]{24}$/);
-    expect(statSync(join(dataDir, 'admin-password')).mode & 0o777).toBe(0o600);
-    const second = ensureAdminPassword(config);
-    expect(second.password).toBe(first.password);
-    expect(second.generatedPassword).toBeUndefined();
-    expect(readFileSync(join(dataDir, 'admin-password'), 'utf8').trim()).toBe(first.password);
-    const fromEnv = ensureAdminPassword(loadConfig({ env: { PORTCULLIS_ADMIN_PASSWORD: 'from-the-env' }, overrides: { dataDir } }));
-    expect(fromEnv).toEqual({ username: 'admin', password: 'from-the-env' });
+  it('finds the plain-text admin password file of earlier versions, only when it exists', () => {
+    const dataDir = join(tmp.path, 'legacy');
+    mkdirSync(dataDir, { recursive: true });
+    expect(legacyAdminPasswordFile(dataDir)).toBeUndefined();
+    writeFileSync(join(dataDir, 'admin-password'), 'old-secret\n');
+    expect(legacyAdminPasswordFile(dataDir)).toBe(join(dataDir, 'admin-password'));
   });
 
   it('finds executables on PATH or by path, and nothing else', () => {

@@ -1,10 +1,9 @@
 /**
  * Small pieces of `portcullis up` that are not a subsystem of their own: where shipped files are,
- * how Kubernetes is reached, the admin password file, the CA trust directory, and the default
+ * how Kubernetes is reached, the legacy admin password file, the CA trust directory, and the default
  * PullSecretPolicy following the registry's actual address. Used by src/main.ts only.
  */
-import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from './config/schema.js';
@@ -53,25 +52,22 @@ export function findExecutable(command: string, env: Readonly<Record<string, str
 
 export interface AdminCredentials {
   username: string;
-  /** File the password is kept in (0600); absent when it came from configuration. */
-  passwordFile?: string;
-  /** Set only on the start that generated it: the banner prints it this once. */
+  /**
+   * Set only on the first start, when the registry created its admin with a generated password:
+   * the banner prints it this once. Only its hash is stored.
+   */
   generatedPassword?: string;
+  /** Whether `PORTCULLIS_ADMIN_PASSWORD` (registry.adminPassword) is configured. */
+  fromConfig: boolean;
 }
 
 /**
- * The registry's admin password: from configuration (`PORTCULLIS_ADMIN_PASSWORD`), else the one
- * kept in `<dataDir>/admin-password`, else a new one written there (0600) and shown once. The
- * registry's identity bootstrap creates `admin` with it on first start.
+ * Where versions before 2026-12 kept a generated admin password in plain text. It is no longer
+ * written or read; `up` warns while the file exists.
  */
-export function ensureAdminPassword(config: Config): AdminCredentials & { password: string } {
-  if (config.registry.adminPassword) return { username: 'admin', password: config.registry.adminPassword };
-  const passwordFile = join(config.dataDir, 'admin-password');
-  if (existsSync(passwordFile)) return { username: 'admin', passwordFile, password: readFileSync(passwordFile, 'utf8').trim() };
-  const password = randomBytes(18).toString('base64url');
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
-  return { username: 'admin', passwordFile, password, generatedPassword: password };
+export function legacyAdminPasswordFile(dataDir: string): string | undefined {
+  const file = join(dataDir, 'admin-password');
+  return existsSync(file) ? file : undefined;
 }
 
 /**

@@ -44,7 +44,7 @@ import { createScanner, type ScannerSubsystem } from './scanner/create.js';
 import { scannerMigrations } from './scanner/migrations.js';
 import { HarborVerdictSource } from './verdicts/harbor-source.js';
 import type { VerdictSource } from './verdicts/source.js';
-import { detectKube, ensureAdminPassword, findExecutable, resolveShipped, withRegistryHosts, writeTrustBundle, type AdminCredentials, type KubeAccess } from './main-support.js';
+import { detectKube, findExecutable, legacyAdminPasswordFile, resolveShipped, withRegistryHosts, writeTrustBundle, type AdminCredentials, type KubeAccess } from './main-support.js';
 
 export { detectKube, findExecutable, resolveShipped, type AdminCredentials, type KubeAccess } from './main-support.js';
 
@@ -212,14 +212,14 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
     };
 
     // ---- registry role ----------------------------------------------------------------------------
-    const admin = runs('registry') ? ensureAdminPassword(config) : undefined;
+    let admin: AdminCredentials | undefined;
     let identity: AccessControl | undefined;
     let registry: RegistryRole | undefined;
     let scanner: ScannerSubsystem | undefined;
     let registryUrl = config.registry.externalUrl;
     let hosts: string[] = [];
-    if (runs('registry') && admin) {
-      const registryConfig = { ...config.registry, adminPassword: admin.password };
+    if (runs('registry')) {
+      const registryConfig = config.registry;
       const role: { current?: RegistryRole } = {};
       identity = createAccessControl({
         config: registryConfig,
@@ -228,7 +228,11 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
         dataDir: config.dataDir,
         repositories: { count: (project) => (role.current ? role.current.repositories.count(project) : Promise.resolve(0)) },
       });
-      await identity.bootstrap();
+      // A generated admin password comes back this once, for the banner; only its hash is stored.
+      const { adminPassword } = await identity.bootstrap();
+      admin = { username: 'admin', fromConfig: config.registry.adminPassword !== undefined, ...(adminPassword ? { generatedPassword: adminPassword } : {}) };
+      const legacy = legacyAdminPasswordFile(config.dataDir);
+      if (legacy) logger.warn({ [F.file]: legacy }, 'this file holds an admin password in plain text, written by an earlier version; it is no longer read: delete it');
       // The scanner is created once the registry's address is known; until then it has none.
       const scans: ScanPort = {
         overview: (digest) => (scanner ? scanner.scanPort.overview(digest) : Promise.resolve(undefined)),
@@ -391,7 +395,7 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
       endpoints,
       caFile,
       trustDir: dirname(trustFile),
-      ...(admin ? { admin: { username: admin.username, passwordFile: admin.passwordFile, generatedPassword: admin.generatedPassword } } : {}),
+      ...(admin ? { admin } : {}),
       kube,
       policiesDir,
       webhooksDir,

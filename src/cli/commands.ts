@@ -1,4 +1,5 @@
 import type { Command } from './command.js';
+import { adminResetPasswordCommand } from './admin-reset-password.js';
 import { auditQueryCommand } from './audit-query.js';
 import { auditRunningCommand } from './audit-running.js';
 import { auditSummaryCommand } from './audit-summary.js';
@@ -27,4 +28,4 @@ import { webhooksRenderCommand } from './webhooks-render.js';
  * Every subcommand of `portcullis`, in the order `portcullis --help` lists them.
  * Each lives in its own file under src/cli/.
  */
-export const COMMANDS: readonly Command[] = [upCommand, policyLintCommand, policyTestCommand, reviewCommand, certsInitCommand, certsShowCommand, certsRotateCommand, webhooksRenderCommand, registryCommand, projectCreateCommand, projectListCommand, projectDeleteCommand, projectMemberAddCommand, robotCreateCommand, robotListCommand, robotRefreshCommand, robotDeleteCommand, scanCommand, scannerStatusCommand, auditQueryCommand, auditSummaryCommand, auditRunningCommand, versionCommand];
+export const COMMANDS: readonly Command[] = [upCommand, policyLintCommand, policyTestCommand, reviewCommand, certsInitCommand, certsShowCommand, certsRotateCommand, webhooksRenderCommand, registryCommand, projectCreateCommand, projectListCommand, projectDeleteCommand, projectMemberAddCommand, robotCreateCommand, robotListCommand, robotRefreshCommand, robotDeleteCommand, adminResetPasswordCommand, scanCommand, scannerStatusCommand, auditQueryCommand, auditSummaryCommand, auditRunningCommand, versionCommand];

@@ -36,11 +36,11 @@ export async function banner(suite: Suite, cwd: string): Promise<string> {
   lines.push(`  CA        ${show(suite.caFile)}   (trust directory for skopeo/docker: ${show(suite.trustDir)})`);
   if (admin?.generatedPassword) {
     lines.push(`  admin     user "${admin.username}", password ${admin.generatedPassword}`);
-    lines.push(`            (shown this once; kept in ${show(admin.passwordFile ?? '')})`);
-  } else if (admin?.passwordFile) {
-    lines.push(`  admin     user "${admin.username}", password in ${show(admin.passwordFile)}`);
-  } else if (admin) {
+    lines.push('            (shown this once and stored only as a hash: keep it now)');
+  } else if (admin?.fromConfig) {
     lines.push(`  admin     user "${admin.username}", password from PORTCULLIS_ADMIN_PASSWORD`);
+  } else if (admin) {
+    lines.push(`  admin     user "${admin.username}", password as shown on the first start (stored only as a hash)`);
   }
   lines.push(`  policies  ${show(suite.policiesDir)}`);
   lines.push(`  webhooks  ${show(suite.webhooksDir)}`);
@@ -48,9 +48,12 @@ export async function banner(suite: Suite, cwd: string): Promise<string> {
   lines.push(
     `  cluster   ${kube.mode === 'kubeconfig' ? `kubeconfig ${kube.file}` : kube.mode === 'in-cluster' ? 'in-cluster service account' : `none (${kube.reason}); everything else works without one`}`,
   );
-  const password = admin?.passwordFile ? `$(cat ${show(admin.passwordFile)})` : '$PORTCULLIS_ADMIN_PASSWORD';
+  const password = '$PORTCULLIS_ADMIN_PASSWORD';
   const steps: string[][] = [];
   const { registry, webhook } = suite.endpoints;
+  if (registry && admin && !admin.fromConfig) {
+    steps.push(['Put the admin password in the environment for the commands below:', "   export PORTCULLIS_ADMIN_PASSWORD='<the admin password>'"]);
+  }
   if (registry) {
     steps.push([
       'Create a project and push an image to it (pushes are scanned):',
@@ -86,14 +89,15 @@ export const upCommand: Command = {
 
 Runs every role in this process with an SQLite database and blob storage in the data directory.
 On first start it issues a CA and a serving certificate (localhost, 127.0.0.1, the Service names)
-and generates the registry's admin password, printed once. Policies are read from policies/.
+and generates the registry's admin password, printed once and stored only as a hash (set
+PORTCULLIS_ADMIN_PASSWORD to choose it instead). Policies are read from policies/.
 Trivy is used when it is on PATH; otherwise the scanner reports "not ready" with the reason.
 Kubernetes is used when KUBECONFIG is set or the process runs in a cluster; everything else works
 without one. SIGINT or SIGTERM stops it gracefully: servers stop accepting, in-flight admission
 requests finish, the audit buffer is flushed and the database closed.
 
 Options:
-  --data-dir DIR              Embedded state: database, blobs, certificates, password (default ./.portcullis)
+  --data-dir DIR              Embedded state: database, blobs, certificates, keys (default ./.portcullis)
   --webhook-listen HOST:PORT  Admission HTTPS server (default 127.0.0.1:8443; port 0 picks a free port)
   --registry-listen HOST:PORT Registry HTTPS server (default 127.0.0.1:5000)
   --scanner-listen HOST:PORT  Scanner HTTPS server (default 127.0.0.1:8080)

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetch } from 'undici';
@@ -26,7 +26,8 @@ function startUp(dataDir: string, extraEnv: Record<string, string> = {}): Promis
     process.execPath,
     ['--import', 'tsx', entry, 'up', '--data-dir', dataDir, '--webhook-listen', '127.0.0.1:0', '--registry-listen', '127.0.0.1:0', '--scanner-listen', '127.0.0.1:0'],
     // An empty PATH entry for Trivy keeps the "not ready" path deterministic on machines that have it.
-    { cwd: repoRoot, env: { ...process.env, KUBECONFIG: '', PORTCULLIS_SCANNER_TRIVY_PATH: '/nonexistent/trivy', ...extraEnv } },
+    // No PORTCULLIS_ADMIN_PASSWORD from the test's own environment: the first start generates one.
+    { cwd: repoRoot, env: { ...process.env, PORTCULLIS_ADMIN_PASSWORD: undefined, KUBECONFIG: '', PORTCULLIS_SCANNER_TRIVY_PATH: '/nonexistent/trivy', ...extraEnv } },
   );
   let stdout = '';
   let stderr = '';
@@ -37,6 +38,14 @@ function startUp(dataDir: string, extraEnv: Record<string, string> = {}): Promis
       if (stdout.includes('Press Ctrl-C')) resolve({ child, stdout: () => stdout, stderr: () => stderr });
     });
     child.once('exit', (code) => reject(new Error(`up exited with ${code} before the banner:\n${stdout}\n${stderr}`)));
+  });
+}
+
+/** Every file below `dir`, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
   });
 }
 
@@ -62,6 +71,8 @@ describe('portcullis up', () => {
   let started: Started;
   const t0 = Date.now();
   let startupMs = 0;
+  /** The admin password the first banner printed. */
+  let password = '';
 
   beforeAll(async () => {
     started = await startUp(data.path);
@@ -77,9 +88,17 @@ describe('portcullis up', () => {
     const banner = started.stdout();
     for (const role of ['webhook', 'registry', 'scanner']) expect(urlOf(banner, role)).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(banner).toContain(join(data.path, 'certs/ca.crt'));
-    const password = readFileSync(join(data.path, 'admin-password'), 'utf8').trim();
-    expect(banner).toContain(`password ${password}`);
+    password = /^ {2}admin +user "admin", password (\S+)$/m.exec(banner)?.[1] ?? '';
+    expect(password).toMatch(/^[A-Za-z0-9_-]{24,}$/);
+    expect(banner.split(password)).toHaveLength(2);
+    expect(banner).toContain('shown this once and stored only as a hash');
     expect(banner).toContain('webhooks render --ca');
+  });
+
+  it('stores the generated password nowhere in plain text', () => {
+    expect(existsSync(join(data.path, 'admin-password'))).toBe(false);
+    const holding = filesUnder(data.path).filter((file) => readFileSync(file).includes(password));
+    expect(holding).toEqual([]);
   });
 
   it('shows the scanner as not ready with the reason when Trivy is absent', () => {
@@ -133,7 +152,6 @@ describe('portcullis up', () => {
       expect(registry.headers.get('www-authenticate')).toMatch(/^Bearer realm="https:\/\/127\.0\.0\.1:\d+\/service\/token"/);
       await registry.arrayBuffer();
       // The password the banner printed is the registry admin's.
-      const password = readFileSync(join(data.path, 'admin-password'), 'utf8').trim();
       const signedIn = await fetch(`${urlOf(banner, 'registry')}/v2/`, { dispatcher, headers: { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` } });
       expect(signedIn.status).toBe(200);
       await signedIn.arrayBuffer();
@@ -157,8 +175,8 @@ describe('portcullis up', () => {
   it('keeps the certificates and password on the next start and does not print the password again', async () => {
     const again = await startUp(data.path);
     try {
-      expect(again.stdout()).not.toMatch(/password [A-Za-z0-9_-]{20,}/);
-      expect(again.stdout()).toContain(`password in ${join(data.path, 'admin-password')}`);
+      expect(again.stdout()).not.toContain(password);
+      expect(again.stdout()).toContain('password as shown on the first start (stored only as a hash)');
     } finally {
       const exited = once(again.child, 'exit');
       again.child.kill('SIGTERM');

@@ -13,9 +13,10 @@ export interface CliResult {
 
 /**
  * Runs `portcullis ARGS` from source in a child process (the real entry point, real exit code),
- * with the repository root as the working directory unless `cwd` is given.
+ * with the repository root as the working directory unless `cwd` is given. `env` is added to this
+ * process's environment; an undefined value removes a variable.
  */
-export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       tsx,

@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { fetch, type RequestInit } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/cli.js';
+import { startRegistryChild, type RegistryChild } from '../helpers/registry-child.js';
 import { tempDir } from '../helpers/tmp.js';
 import { testTls, trustingAgent } from '../helpers/tls.js';
 import { sha256 } from './oci-client.js';
@@ -14,7 +14,6 @@ import { sha256 } from './oci-client.js';
  * Kill -9 during a chunked upload: the registry runs as its own process (the real CLI), is killed
  * while a chunk streams in, and is started again on the same data directory.
  */
-const entry = join(repoRoot, 'test/helpers/registry-process.ts');
 const PASSWORD = 'crash-test-password-1';
 const auth = { authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}` };
 
@@ -23,30 +22,17 @@ const children: ChildProcess[] = [];
 const tls = testTls();
 const dispatcher = trustingAgent(tls.ca.cert);
 
-interface Running {
-  child: ChildProcess;
-  url: string;
-  port: number;
-}
+type Running = RegistryChild;
 
 function startRegistry(): Promise<Running> {
-  // Node itself with tsx's loader, not the tsx wrapper: SIGKILL must hit the process that serves.
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', entry, '--data-dir', join(work.path, 'data'), '--listen', '127.0.0.1:0', '--tls-cert', join(work.path, 'tls.crt'), '--tls-key', join(work.path, 'tls.key')],
-    { cwd: repoRoot, env: { ...process.env, PORTCULLIS_ADMIN_PASSWORD: PASSWORD, PORTCULLIS_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /registry listening on (https:\/\/127\.0\.0\.1:(\d+))/.exec(out);
-      if (match) resolve({ child, url: match[1] as string, port: Number(match[2]) });
-    });
-    child.on('exit', (code) => reject(new Error(`registry exited ${code} before listening: ${err}`)));
+  return startRegistryChild({
+    dataDir: join(work.path, 'data'),
+    tlsCert: join(work.path, 'tls.crt'),
+    tlsKey: join(work.path, 'tls.key'),
+    env: { PORTCULLIS_ADMIN_PASSWORD: PASSWORD },
+  }).then((running) => {
+    children.push(running.child);
+    return running;
   });
 }
 

@@ -1,0 +1,126 @@
+import { once } from 'node:events';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fetch } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { startRegistryChild, type RegistryChild } from '../helpers/registry-child.js';
+import { tempDir } from '../helpers/tmp.js';
+import { testTls, trustingAgent } from '../helpers/tls.js';
+
+/**
+ * `portcullis registry` on an empty data directory without PORTCULLIS_ADMIN_PASSWORD: it creates
+ * `admin` with a generated password, prints it once, and keeps only its hash; `portcullis admin
+ * reset-password` is the way back in when that password is lost.
+ */
+const tls = testTls();
+const dispatcher = trustingAgent(tls.ca.cert);
+let work: { path: string; remove(): void };
+const running: RegistryChild[] = [];
+
+function start(): Promise<RegistryChild> {
+  return startRegistryChild({
+    dataDir: join(work.path, 'data'),
+    tlsCert: join(work.path, 'tls.crt'),
+    tlsKey: join(work.path, 'tls.key'),
+    env: { PORTCULLIS_ADMIN_PASSWORD: undefined },
+  }).then((registry) => {
+    running.push(registry);
+    return registry;
+  });
+}
+
+async function stop(registry: RegistryChild): Promise<void> {
+  const exited = once(registry.child, 'exit');
+  registry.child.kill('SIGTERM');
+  await exited;
+}
+
+async function v2Status(registry: RegistryChild, username: string, password: string): Promise<number> {
+  const response = await fetch(`${registry.url}/v2/`, { headers: { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` }, dispatcher });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+beforeAll(() => {
+  work = tempDir('portcullis-first-admin-');
+  writeFileSync(join(work.path, 'tls.crt'), tls.serving.cert);
+  writeFileSync(join(work.path, 'tls.key'), tls.serving.key);
+});
+
+afterAll(async () => {
+  for (const registry of running) if (registry.child.exitCode === null && registry.child.signalCode === null) await stop(registry);
+  await dispatcher.close();
+  work.remove();
+});
+
+describe('the first admin of `portcullis registry`', () => {
+  let password = '';
+
+  it('gets a generated password, printed once, that signs in', async () => {
+    const first = await start();
+    password = /^admin password \(shown once\): (\S+)$/m.exec(first.stdout())?.[1] ?? '';
+    expect(password).toMatch(/^\S{24,}$/);
+    expect(await v2Status(first, 'admin', password)).toBe(200);
+    expect(await v2Status(first, 'admin', `${password}x`)).toBe(401);
+    await stop(first);
+  });
+
+  it('is stored nowhere in plain text', () => {
+    const holding = filesUnder(work.path).filter((file) => readFileSync(file).includes(password));
+    expect(holding).toEqual([]);
+  });
+
+  it('is not generated or printed again on the next start, and still signs in', async () => {
+    const second = await start();
+    expect(second.stdout()).not.toContain('admin password');
+    expect(await v2Status(second, 'admin', password)).toBe(200);
+    await stop(second);
+  });
+});
+
+describe('portcullis admin reset-password', () => {
+  const dataDir = () => join(work.path, 'data');
+  let password = '';
+
+  it('sets a generated password, printed once, that replaces the old one', async () => {
+    const reset = await runCli(['admin', 'reset-password', '--data-dir', dataDir()], { env: { PORTCULLIS_ADMIN_PASSWORD: undefined } });
+    expect(reset.code, reset.stderr).toBe(0);
+    password = /^new password of admin \(shown once\): (\S+)$/m.exec(reset.stdout)?.[1] ?? '';
+    expect(password).toMatch(/^\S{24,}$/);
+    expect(filesUnder(work.path).filter((file) => readFileSync(file).includes(password))).toEqual([]);
+    const registry = await start();
+    expect(await v2Status(registry, 'admin', password)).toBe(200);
+    await stop(registry);
+  });
+
+  it('takes PORTCULLIS_ADMIN_PASSWORD when it is set, for automation', async () => {
+    const reset = await runCli(['admin', 'reset-password', '--data-dir', dataDir()], { env: { PORTCULLIS_ADMIN_PASSWORD: 'chosen-by-automation' } });
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(reset.stdout).toBe('password of admin set from PORTCULLIS_ADMIN_PASSWORD\n');
+    const registry = await start();
+    expect(await v2Status(registry, 'admin', 'chosen-by-automation')).toBe(200);
+    expect(await v2Status(registry, 'admin', password)).toBe(401);
+    await stop(registry);
+  });
+
+  it('refuses an unknown user and a directory where no registry ran, creating nothing', async () => {
+    const elsewhere = join(work.path, 'never-used');
+    const [unknown, missing] = await Promise.all([
+      runCli(['admin', 'reset-password', '--data-dir', dataDir(), '--user', 'nobody']),
+      runCli(['admin', 'reset-password', '--data-dir', elsewhere]),
+    ]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('NOT_FOUND: user "nobody" does not exist');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`no registry database at ${join(elsewhere, 'portcullis.db')}`);
+    expect(existsSync(elsewhere)).toBe(false);
+  });
+});
