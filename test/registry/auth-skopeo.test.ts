@@ -12,6 +12,7 @@ import { basic } from './auth-fixture.js';
 
 const ADMIN = 'Admin-Passw0rd';
 const DEV = 'Dev-Passw0rd-1';
+const MAINTAINER = 'Maint-Passw0rd-1';
 
 interface Stack {
   registry: TestRegistry;
@@ -48,6 +49,8 @@ async function startStack(scheme: 'bearer' | 'basic'): Promise<Stack> {
   await api('POST', '/projects', { project_name: 'team' });
   await api('POST', '/users', { username: 'dev', password: DEV });
   await api('POST', '/projects/team/members', { role_id: 2, member_user: { username: 'dev' } });
+  await api('POST', '/users', { username: 'maint', password: MAINTAINER });
+  await api('POST', '/projects/team/members', { role_id: 4, member_user: { username: 'maint' } });
   const robot = await api('POST', '/robots', { name: 'puller', level: 'project', duration: -1, permissions: [{ kind: 'project', namespace: 'team', access: [{ resource: 'repository', action: 'pull' }] }] });
   if (!robot) throw new Error('no robot');
   return { registry, auth, robot };
@@ -120,6 +123,28 @@ describe.each(['bearer', 'basic'] as const)('skopeo against the registry with %s
     const response = await stack.registry.call('/v2/team/app/blobs/uploads/', { method: 'POST', headers: { authorization } });
     expect(response.status).toBe(403);
     expect(await response.json()).toEqual({ errors: [expect.objectContaining({ code: 'DENIED', message: expect.stringContaining('may not push team/app') })] });
+  });
+
+  it('lists tags for a member and for the pull-only robot', async () => {
+    await skopeoOk(['copy', '--src-cert-dir', certs(), '--dest-cert-dir', certs(), '--src-creds', `dev:${DEV}`, '--dest-creds', `dev:${DEV}`, `docker://${host()}/team/app:1.0`, `docker://${host()}/team/app:doomed`]);
+    for (const creds of [`dev:${DEV}`, `${stack.robot.name}:${stack.robot.secret}`]) {
+      const listed = JSON.parse(await skopeoOk(['list-tags', '--cert-dir', certs(), '--creds', creds, `docker://${host()}/team/app`])) as { Tags: string[] };
+      expect(listed.Tags).toEqual(['1.0', 'doomed']);
+    }
+  });
+
+  it('refuses a delete by a developer and lets a maintainer delete (Harbor: delete is maintainer and above)', async () => {
+    const refused = await skopeo(['delete', '--cert-dir', certs(), '--creds', `dev:${DEV}`, `docker://${host()}/team/app:doomed`]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/denied|unauthorized|authentication required/i);
+    const before = JSON.parse(await skopeoOk(['list-tags', '--cert-dir', certs(), '--creds', `dev:${DEV}`, `docker://${host()}/team/app`])) as { Tags: string[] };
+    expect(before.Tags).toEqual(['1.0', 'doomed']);
+    // skopeo deletes the manifest the tag names, and with it every tag on that manifest.
+    await skopeoOk(['delete', '--cert-dir', certs(), '--creds', `maint:${MAINTAINER}`, `docker://${host()}/team/app:doomed`]);
+    const gone = await skopeo(['inspect', '--cert-dir', certs(), '--creds', `dev:${DEV}`, `docker://${host()}/team/app:doomed`]);
+    expect(gone.code).not.toBe(0);
+    expect(gone.stderr).toMatch(/manifest unknown|not found/i);
+    await skopeoOk(['copy', '--dest-cert-dir', certs(), '--dest-creds', `dev:${DEV}`, layout.reference, `docker://${host()}/team/app:1.0`]);
   });
 
   it('lets anyone pull anonymously from a public project', async () => {

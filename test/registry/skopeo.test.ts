@@ -34,9 +34,16 @@ describe('the registry with the real skopeo over TLS', () => {
     expect(inspected.Labels['portcullis.test/trivy-report']).toBe('alpine');
   });
 
-  it('copies between repositories and projects, mounting blobs instead of re-sending them', async () => {
+  it('copies between repositories and projects, mounting the layer instead of re-sending it', async () => {
     await skopeoOk(['copy', ...src(), ...tls(), `docker://${registry.host}/library/app:1.0`, `docker://${registry.host}/library/other/app:copy`]);
-    await skopeoOk(['copy', ...src(), ...tls(), `docker://${registry.host}/library/app:1.0`, `docker://${registry.host}/team/app:copy`]);
+    const copied = await skopeo(['--debug', 'copy', ...src(), ...tls(), `docker://${registry.host}/library/app:1.0`, `docker://${registry.host}/team/app:copy`]);
+    expect(copied.code, copied.stderr).toBe(0);
+    // skopeo remembers where it pushed the layer and asks for a cross-repository mount, which
+    // succeeds: the layer's bytes are not uploaded again.
+    const layer = encodeURIComponent(layout.layerDigest);
+    expect(copied.stderr).toMatch(new RegExp(`POST https://${registry.host}/v2/team/app/blobs/uploads/\\?from=library%2F[A-Za-z%0-9]+&mount=${layer}`));
+    expect(copied.stderr).toContain('mount OK');
+    expect(copied.stderr).not.toContain(`?digest=${layer}`);
     for (const target of ['library/other/app:copy', 'team/app:copy']) {
       const inspected = JSON.parse(await skopeoOk(['inspect', ...certs(), `docker://${registry.host}/${target}`])) as { Digest: string };
       expect(inspected.Digest).toBe(layout.manifestDigest);
