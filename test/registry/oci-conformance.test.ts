@@ -1,3 +1,5 @@
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistryEvent } from '../../src/registry/events.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -16,6 +18,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await registry.close();
 });
+
+/** Every file of the registry's blob storage, relative to it: what a failed upload must not change. */
+function storedFiles(dir = join(registry.dataDir, 'registry')): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? storedFiles(path) : [relative(join(registry.dataDir, 'registry'), path)];
+  });
+}
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -81,6 +91,7 @@ describe('pushing and pulling blobs', () => {
   });
 
   it('refuses content that does not match its digest with DIGEST_INVALID and stores nothing', async () => {
+    const before = storedFiles();
     const claimed = sha256('what the client claims');
     const response = await registry.call(`/v2/library/bad/blobs/uploads/?digest=${claimed}`, { method: 'POST', body: 'something else', headers: { 'content-type': 'application/octet-stream' } });
     expect(response.status).toBe(400);
@@ -89,6 +100,7 @@ describe('pushing and pulling blobs', () => {
     expect(body.errors[0]?.message).toContain(sha256('something else'));
     expect((await registry.call(`/v2/library/bad/blobs/${claimed}`, { method: 'HEAD' })).status).toBe(404);
     expect((await registry.call(`/v2/library/bad/blobs/${sha256('something else')}`, { method: 'HEAD' })).status).toBe(404);
+    expect(storedFiles()).toEqual(before);
   });
 
   it('answers an unknown blob with 404 BLOB_UNKNOWN', async () => {
@@ -131,6 +143,28 @@ describe('chunked uploads', () => {
     expect(done.status).toBe(201);
     expect(done.headers.get('docker-content-digest')).toBe(digest);
     expect(Buffer.from(await (await registry.call(`/v2/library/chunked/blobs/${digest}`)).arrayBuffer())).toEqual(content);
+  });
+
+  it('refuses a chunked upload whose final PUT names another digest, discards it, and takes it again', async () => {
+    const before = storedFiles();
+    const content = Buffer.from('chunked content, finished under the wrong name');
+    const location = await start('library/bad-chunked');
+    const chunk = await registry.call(location, { method: 'PATCH', body: content.subarray(0, 10), headers: { 'content-type': 'application/octet-stream', 'content-range': '0-9' } });
+    expect(chunk.status).toBe(202);
+    const wrong = sha256('not this content');
+    const done = await registry.call(`${location}?digest=${wrong}`, { method: 'PUT', body: content.subarray(10), headers: { 'content-type': 'application/octet-stream', 'content-range': `10-${content.length - 1}` } });
+    expect(done.status).toBe(400);
+    const body = (await done.json()) as ErrorsBody;
+    expect(body.errors[0]?.code).toBe('DIGEST_INVALID');
+    expect(body.errors[0]?.message).toContain(`content digest is ${sha256(content)}, the request said ${wrong}; nothing was stored`);
+    // The discarded upload is gone, and neither name holds a blob.
+    expect((await registry.call(location)).status).toBe(404);
+    for (const digest of [wrong, sha256(content)]) expect((await registry.call(`/v2/library/bad-chunked/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404);
+    expect(storedFiles()).toEqual(before);
+    // Redone from the start under its own digest, it is accepted.
+    const again = await start('library/bad-chunked');
+    const redone = await registry.call(`${again}?digest=${sha256(content)}`, { method: 'PUT', body: content, headers: { 'content-type': 'application/octet-stream' } });
+    expect(redone.status).toBe(201);
   });
 
   it('refuses an out-of-order chunk with 416 and tells where to resume', async () => {
