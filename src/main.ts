@@ -277,7 +277,7 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
             logger: logger.child({ subsystem: 'audit' }),
             db: database.db,
             metrics,
-            authenticate: identity ? (authorization) => identity.controller.authenticate(authorization) : async (): Promise<Principal> => ({ kind: 'anonymous' }),
+            authenticate: identity ? (authorization, context) => identity.controller.authenticate(authorization, context) : async (): Promise<Principal> => ({ kind: 'anonymous' }),
             ...(kubeClient ? { kube: kubeClient } : {}),
             ...(policies ? { policies, verdicts: lateVerdicts } : {}),
             excludedNamespaces: config.webhook.excludedNamespaces,

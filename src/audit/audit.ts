@@ -24,7 +24,7 @@ export interface AuditDeps {
   db: Kysely<unknown>;
   metrics: Registry;
   /** Identifies API callers: AccessController.authenticate of the registry. */
-  authenticate(authorization: string | undefined): Promise<Principal>;
+  authenticate(authorization: string | undefined, context: { ip: string }): Promise<Principal>;
   /** With kube, policies and verdicts (and `config.background.enabled`), the background audit runs. */
   kube?: KubeClient;
   policies?: PolicySource;

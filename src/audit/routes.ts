@@ -23,8 +23,8 @@ import type { DecisionStore } from './store.js';
 
 export interface AuditRoutesDeps {
   store: DecisionStore;
-  /** Identifies the caller from the Authorization header (AccessController.authenticate). */
-  authenticate(authorization: string | undefined): Promise<Principal>;
+  /** Identifies the caller from the Authorization header and the client address, by which AccessController.authenticate also counts failed logins. */
+  authenticate(authorization: string | undefined, context: { ip: string }): Promise<Principal>;
   /** A static bearer token that may read the audit API (machines). */
   apiToken?: string;
   clock: Clock;
@@ -49,7 +49,7 @@ function guard(deps: AuditRoutesDeps) {
     if (tokenDigest && header?.startsWith('Bearer ') && timingSafeEqual(digest(header.slice('Bearer '.length).trim()), tokenDigest)) return;
     let principal: Principal;
     try {
-      principal = await deps.authenticate(header);
+      principal = await deps.authenticate(header, { ip: request.ip });
     } catch (error) {
       if (error instanceof PortcullisError && error.code === 'UNAUTHORIZED') void reply.header('www-authenticate', CHALLENGE);
       throw error;

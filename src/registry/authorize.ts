@@ -11,10 +11,23 @@ export class ChallengeError extends PortcullisError {
   }
 }
 
-/** Identifies the caller; wrong credentials become a ChallengeError so clients learn where to log in. */
-export async function authenticate(access: AccessController, authorization: string | undefined): Promise<Principal> {
+/**
+ * What `authenticate` reads from a request (a FastifyRequest fits): the Authorization header and
+ * the client address, which the brute-force delay counts failures by as well as by user name.
+ */
+export interface CallerRequest {
+  readonly headers: { readonly authorization?: string | undefined };
+  readonly ip: string;
+}
+
+/**
+ * Identifies the caller of `request`; wrong credentials become a ChallengeError so clients learn
+ * where to log in. The client address goes with the credentials so that a guesser who changes user
+ * names is still slowed down.
+ */
+export async function authenticate(access: AccessController, request: CallerRequest): Promise<Principal> {
   try {
-    return await access.authenticate(authorization);
+    return await access.authenticate(request.headers.authorization, { ip: request.ip });
   } catch (error) {
     if (error instanceof PortcullisError && error.code === 'UNAUTHORIZED') throw new ChallengeError(error.message, access.challenge(), error);
     throw error;

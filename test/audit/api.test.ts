@@ -22,6 +22,8 @@ const TOKEN = 'machine-token-0123456789';
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 const PASSWORDS = { admin: 'admin-password-1', auditor: 'auditor-password-1', dev: 'developer-password-1' };
 
+/** The brute-force delays the identity subsystem asked for (recorded instead of waited). */
+const loginDelays: number[] = [];
 let dir: ReturnType<typeof tempDir>;
 let close: () => Promise<void>;
 let app: HttpServer;
@@ -42,7 +44,9 @@ beforeAll(async () => {
     logger: silentLogger(),
     db,
     dataDir: dir.path,
-    sleep: async () => undefined,
+    sleep: async (ms) => {
+      loginDelays.push(ms);
+    },
   });
   await access.bootstrap();
   const metrics = createMetricsRegistry({ defaultMetrics: false });
@@ -51,7 +55,7 @@ beforeAll(async () => {
     logger: silentLogger(),
     db,
     metrics,
-    authenticate: (header) => access.controller.authenticate(header),
+    authenticate: (header, context) => access.controller.authenticate(header, context),
     clock,
   });
   const tls = testTls();
@@ -103,8 +107,14 @@ async function get(path: string, authorization?: string) {
   return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
 }
 
-
 describe('audit API over HTTPS', () => {
+  it('slows down wrong logins from one address even when each names another user', async () => {
+    loginDelays.length = 0;
+    for (const guess of ['mallory', 'trent', 'victor']) expect((await get('/api/v1/audit/decisions', basic(guess, 'not-the-password'))).status).toBe(401);
+    expect(loginDelays).toHaveLength(3);
+    for (let attempt = 1; attempt < loginDelays.length; attempt += 1) expect(loginDelays[attempt], loginDelays.join(', ')).toBeGreaterThan(loginDelays[attempt - 1] as number);
+  });
+
   it.each([
     ['a system administrator', basic('root', PASSWORDS.admin), 200],
     ['an auditor', basic('auditor', PASSWORDS.auditor), 200],

@@ -171,14 +171,50 @@ describe('the Harbor artifacts API', () => {
     expect(unscanned.json).toMatchObject({ digest: nested.digest });
   });
 
-  it('honours X-Accept-Vulnerabilities for the overview and the vulnerabilities addition', async () => {
-    const accept = { 'x-accept-vulnerabilities': NATIVE_REPORT_MIME };
-    const overview = await harbor('GET', '/projects/library/repositories/app/artifacts/v1?with_scan_overview=true', undefined, accept);
-    expect(Object.keys((overview.json as { scan_overview: object }).scan_overview)).toEqual([VULNERABILITY_REPORT_MIME]);
-    const addition = await harbor('GET', '/projects/library/repositories/app/artifacts/v1/additions/vulnerabilities');
+  const SBOM_REPORT_MIME = 'application/vnd.security.sbom.report+json; version=1.0';
+  it.each([
+    { accept: undefined, keyed: VULNERABILITY_REPORT_MIME, why: 'no header: the swagger default, v1.1 first' },
+    { accept: NATIVE_REPORT_MIME, keyed: NATIVE_REPORT_MIME, why: 'the native type alone' },
+    { accept: VULNERABILITY_REPORT_MIME, keyed: VULNERABILITY_REPORT_MIME, why: 'the v1.1 type alone' },
+    { accept: `${NATIVE_REPORT_MIME}, ${VULNERABILITY_REPORT_MIME}`, keyed: NATIVE_REPORT_MIME, why: 'native before v1.1: the first accepted wins' },
+    { accept: `${SBOM_REPORT_MIME}, ${NATIVE_REPORT_MIME}`, keyed: NATIVE_REPORT_MIME, why: 'a type that is no vulnerability report is skipped' },
+    { accept: SBOM_REPORT_MIME, keyed: NATIVE_REPORT_MIME, why: 'only types not produced: native, as Harbor falls back to' },
+  ])('keys the scan overview and the vulnerabilities addition under $keyed for $why', async ({ accept, keyed }) => {
+    const headers: Record<string, string> = accept === undefined ? {} : { 'x-accept-vulnerabilities': accept };
+    const summary = (await scans.overview(image.digest))?.[VULNERABILITY_REPORT_MIME];
+
+    const one = await harbor('GET', '/projects/library/repositories/app/artifacts/v1?with_scan_overview=true', undefined, headers);
+    expect((one.json as { scan_overview: unknown }).scan_overview).toEqual({ [keyed]: summary });
+    const list = await harbor('GET', '/projects/library/repositories/app/artifacts?with_scan_overview=true', undefined, headers);
+    const listed = (list.json as { digest: string; scan_overview: unknown }[]).find((artifact) => artifact.digest === image.digest);
+    expect(listed?.scan_overview).toEqual({ [keyed]: summary });
+
+    const addition = await harbor('GET', '/projects/library/repositories/app/artifacts/v1/additions/vulnerabilities', undefined, headers);
     expect(addition.status).toBe(200);
-    const reports = addition.json as Record<string, HarborVulnerabilityReport>;
-    expect(reports[VULNERABILITY_REPORT_MIME]?.vulnerabilities.map((v) => v.id)).toEqual(['CVE-2024-0001', 'CVE-2024-0002']);
+    expect(addition.json).toEqual({ [keyed]: scans.reports.get(image.digest) });
+  });
+
+  it('answers the vulnerabilities addition of an artifact never scanned with {}', async () => {
+    const addition = await harbor('GET', '/projects/library/repositories/team%2Fapp/artifacts/v1/additions/vulnerabilities', undefined, { 'x-accept-vulnerabilities': NATIVE_REPORT_MIME });
+    expect(addition.status).toBe(200);
+    expect(addition.json).toEqual({});
+  });
+
+  it.each([
+    ['the repositories of a project', '/projects/library/repositories'],
+    ['a repository', '/projects/library/repositories/app'],
+    ['the artifacts of a repository', '/projects/library/repositories/app/artifacts'],
+    ['an artifact', '/projects/library/repositories/app/artifacts/v1'],
+    ['the vulnerabilities addition', '/projects/library/repositories/app/artifacts/v1/additions/vulnerabilities'],
+  ])('refuses a registry bearer token on %s with 401, as the identity routes do', async (_what, path) => {
+    const issued = await registry.call('/service/token?service=portcullis-registry&scope=repository:library/app:pull');
+    const bearer = { authorization: `Bearer ${((await issued.json()) as { token: string }).token}` };
+    // The token is good where tokens belong: /v2.
+    expect((await registry.call('/v2/library/app/manifests/v1', { method: 'HEAD', headers: bearer })).status).toBe(200);
+    const response = await harbor('GET', path, undefined, bearer);
+    expect(response.status).toBe(401);
+    expectSwagger('Errors', response.json);
+    expect(response.json).toEqual({ errors: [{ code: 'UNAUTHORIZED', message: 'UNAUTHORIZED: registry bearer tokens are not accepted on /api/v2.0; use Basic credentials' }] });
   });
 
   it('tells a Helm chart from an image', async () => {
@@ -235,6 +271,16 @@ describe('the Harbor artifacts API', () => {
     expect(response.status).toBe(status);
     expectSwagger('Errors', response.json);
     expect((response.json as { errors: { code: string; message: string }[] }).errors[0]).toMatchObject({ code });
+  });
+
+  it('refuses a JSON body over the 1 MiB limit with 400 in the Harbor envelope, saying what the limit is', async () => {
+    const body = JSON.stringify({ name: 'x'.repeat(1024 * 1024) });
+    const response = await harbor('POST', '/projects/library/repositories/app/artifacts/v1/tags', body);
+    expect(response.status).toBe(400);
+    expectSwagger('Errors', response.json);
+    expect(response.json).toEqual({
+      errors: [{ code: 'BAD_REQUEST', message: `REQUEST_TOO_LARGE: the request body of ${Buffer.byteLength(body)} bytes exceeds the limit of 1048576 bytes (1 MiB) for JSON bodies on /api/v2.0` }],
+    });
   });
 
   it('answers an unknown artifact with 404', async () => {

@@ -15,15 +15,19 @@ export interface IdentityApiContext {
 }
 
 /**
- * The caller of a Harbor API request, by Basic credentials or anonymous. Registry bearer tokens are
- * scoped to repositories and are not accepted here (Harbor does not accept them either).
+ * Refuses registry bearer tokens on /api/v2.0, before they are verified: they are scoped to
+ * repositories, the API has no scope grammar, and Harbor does not accept them there either.
  */
-export async function apiPrincipal(context: IdentityApiContext, request: FastifyRequest): Promise<Principal> {
-  const header = request.headers.authorization;
-  if (header !== undefined && /^bearer\s/i.test(header)) {
+export function refuseBearer(authorization: string | undefined): void {
+  if (authorization !== undefined && /^bearer\s/i.test(authorization)) {
     throw new PortcullisError('UNAUTHORIZED', 'registry bearer tokens are not accepted on /api/v2.0; use Basic credentials');
   }
-  return context.controller.authenticate(header, { ip: request.ip });
+}
+
+/** The caller of a Harbor identity API request, by Basic credentials or anonymous. */
+export async function apiPrincipal(context: IdentityApiContext, request: FastifyRequest): Promise<Principal> {
+  refuseBearer(request.headers.authorization);
+  return context.controller.authenticate(request.headers.authorization, { ip: request.ip });
 }
 
 /** UNAUTHORIZED for anonymous callers, FORBIDDEN for others. */

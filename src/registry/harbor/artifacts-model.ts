@@ -104,28 +104,46 @@ export function artifactBody(input: ArtifactBodyInput): Record<string, unknown> 
   };
 }
 
-/** The report MIME types a client asked for (X-Accept-Vulnerabilities), Harbor's default when absent. */
-export function acceptedReportTypes(header: string | string[] | undefined): string[] {
+/**
+ * The vulnerability report types the registry produces. The scanner makes one report in the
+ * scanner-adapter v1.1 format, which is a valid v1.0 native report as well: its adapter API serves
+ * it under both (src/scanner/routes.ts), as harbor-scanner-trivy declares both and Harbor then keeps
+ * the report under each. The ScanPort files the overview under the first.
+ */
+export const PRODUCED_REPORT_TYPES = [VULNERABILITY_REPORT_MIME, NATIVE_REPORT_MIME] as const;
+export type ReportType = (typeof PRODUCED_REPORT_TYPES)[number];
+
+function isReportType(value: string): value is ReportType {
+  return (PRODUCED_REPORT_TYPES as readonly string[]).includes(value);
+}
+
+/**
+ * The report types to look for, in the client's order, from `X-Accept-Vulnerabilities` as Harbor
+ * reads it (`parseScanReportMimeTypes` of its v2.0 API handlers): without the header (or with an
+ * empty one) the swagger default, v1.1 then native; otherwise the entries that are vulnerability
+ * report types, any other (an SBOM report type, a wildcard) skipped; and when none is left,
+ * native alone.
+ */
+export function acceptedReportTypes(header: string | string[] | undefined): [ReportType, ...ReportType[]] {
   const value = Array.isArray(header) ? header.join(',') : header;
   if (!value || value.trim() === '') return [VULNERABILITY_REPORT_MIME, NATIVE_REPORT_MIME];
   // MIME types contain "; version=…" but not commas, so a comma separates entries.
-  return value.split(',').map((item) => item.trim().replace(/\s*;\s*/g, '; ')).filter((item) => item !== '');
+  const wanted = value
+    .split(',')
+    .map((item) => item.trim().replace(/\s*;\s*/g, '; '))
+    .filter(isReportType);
+  const [first, ...rest] = wanted;
+  return first === undefined ? [NATIVE_REPORT_MIME] : [first, ...rest];
 }
 
-/** `overview` restricted to the accepted report types (Harbor serves the first it has). */
-export function filterOverview(overview: HarborScanOverview | undefined, accepted: readonly string[]): HarborScanOverview | undefined {
+/**
+ * `scan_overview` for a client that accepts `accepted` (from acceptedReportTypes): the summary under
+ * the first accepted type, as Harbor's scan report assembler does. Every accepted type is produced
+ * from the same report, so the summary is the one the scanner gave, whichever type it is filed
+ * under. Undefined when the artifact was never scanned.
+ */
+export function filterOverview(overview: HarborScanOverview | undefined, accepted: readonly [ReportType, ...ReportType[]]): HarborScanOverview | undefined {
   if (!overview) return undefined;
-  for (const type of accepted) {
-    const summary = overview[type];
-    if (summary) return { [type]: summary };
-  }
-  // The two vulnerability report types carry the same summary; serve what there is under its own type.
-  const known = [VULNERABILITY_REPORT_MIME, NATIVE_REPORT_MIME];
-  if (accepted.some((type) => known.includes(type))) {
-    for (const type of known) {
-      const summary = overview[type];
-      if (summary) return { [type]: summary };
-    }
-  }
-  return undefined;
+  const summary = PRODUCED_REPORT_TYPES.map((type) => overview[type]).find((candidate) => candidate !== undefined);
+  return summary ? { [accepted[0]]: summary } : undefined;
 }

@@ -1,14 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PortcullisError } from '../../errors.js';
 import type { Principal } from '../access.js';
-import { actorName, authenticate, requireAccess } from '../authorize.js';
+import { actorName, requireAccess } from '../authorize.js';
 import { PAGE_QUERY, pageOf, setPagination } from '../auth/api-support.js';
 import type { ManifestRow, RepositoryRow } from '../metadata/store.js';
 import { checkDigest, looksLikeDigest } from '../oci/digest.js';
 import { checkTag, type RepositoryName } from '../oci/names.js';
 import type { ScanPort } from '../scan-port.js';
 import { acceptedReportTypes, artifactBody, artifactKind, filterOverview, tagBody } from './artifacts-model.js';
-import { REPOSITORY_PARAMS, repositoryFromParams, type HarborRoutesDeps } from './repositories-routes.js';
+import { REPOSITORY_PARAMS, harborCaller, repositoryFromParams, type HarborRoutesDeps } from './repositories-routes.js';
 
 export interface HarborArtifactRoutesDeps extends HarborRoutesDeps {
   scans?: ScanPort;
@@ -49,7 +49,7 @@ interface Located {
 export async function harborArtifactRoutes(app: FastifyInstance, deps: HarborArtifactRoutesDeps): Promise<void> {
   async function locate(request: FastifyRequest, actions: ('pull' | 'push' | 'delete')[]): Promise<Located> {
     const name = repositoryFromParams(request.params);
-    const principal = await authenticate(deps.access, request.headers.authorization);
+    const principal = await harborCaller(deps, request);
     await requireAccess(deps.access, principal, name.full, actions);
     const repository = await deps.metadata.repository(name.full);
     if (!repository) throw new PortcullisError('NOT_FOUND', `repository ${name.full} not found`);
@@ -171,10 +171,10 @@ export async function harborArtifactRoutes(app: FastifyInstance, deps: HarborArt
     const located = await locate(request, ['pull']);
     const { reference } = request.params as { reference: string };
     const row = await artifact(located, reference);
-    const accepted = acceptedReportTypes(request.headers['x-accept-vulnerabilities']);
+    const [type] = acceptedReportTypes(request.headers['x-accept-vulnerabilities']);
     const report = deps.scans ? await deps.scans.report(row.digest) : undefined;
-    // Harbor answers a map from report type to report, empty when nothing was scanned.
-    const type = accepted[0] ?? '';
+    // Harbor answers a map from report type to report, empty when nothing was scanned. The one
+    // report stands for every type produced, so it is filed under the first type accepted.
     return reply.header('content-type', 'application/json; charset=utf-8').send(report ? { [type]: report } : {});
   });
 

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { classifyError } from '../../http/server.js';
 
 /**
@@ -19,7 +19,6 @@ const HARBOR_CODES: Record<number, string> = {
   405: 'METHOD_NOT_ALLOWED',
   409: 'CONFLICT',
   412: 'PRECONDITION',
-  413: 'BAD_REQUEST',
   415: 'UNSUPPORTED_MEDIA_TYPE',
   422: 'UNPROCESSABLE_ENTITY',
   503: 'SERVICE_UNAVAILABLE',
@@ -39,16 +38,35 @@ export function sendHarborError(reply: FastifyReply, status: number, message: st
   return reply.status(status).header('content-type', 'application/json; charset=utf-8').send(harborErrors(status, message));
 }
 
+/** `n` bytes as written in messages: `65536 bytes (64 KiB)`, `1048576 bytes (1 MiB)`. */
+function bytes(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n} bytes (${n / (1024 * 1024)} MiB)`;
+  if (n >= 1024 && n % 1024 === 0) return `${n} bytes (${n / 1024} KiB)`;
+  return `${n} bytes`;
+}
+
+/**
+ * The message for a body over the route's limit: the limit, and the announced size when the client
+ * sent a Content-Length (a chunked body is cut off at the limit, so its size is not known).
+ */
+function tooLargeMessage(request: FastifyRequest): string {
+  const length = request.headers['content-length'];
+  const size = length !== undefined && /^[0-9]+$/.test(length) ? ` of ${bytes(Number(length))}` : '';
+  return `the request body${size} exceeds the limit of ${bytes(request.routeOptions.bodyLimit)} for JSON bodies on /api/v2.0`;
+}
+
 /**
  * Installs the Harbor envelope as the error and not-found handler of `app` (call it inside the
  * plugin that owns `/api/v2.0`, so the encapsulated scope gets it and the rest of the server keeps
- * its own envelope). Malformed or oversize JSON, schema failures and PortcullisErrors all come out
- * as `{"errors":[…]}` with the classified status. Pass `notFound: false` when another plugin under the
+ * its own envelope). Schema failures and PortcullisErrors come out as `{"errors":[…]}` with the
+ * classified status; malformed and oversize JSON both as 400 BAD_REQUEST (Harbor has no 413), the
+ * oversize one saying what the limit is. Pass `notFound: false` when another plugin under the
  * same prefix already set the not-found handler.
  */
 export function useHarborErrors(app: FastifyInstance, options: { notFound?: boolean } = {}): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const classified = classifyError(error);
+    let classified = classifyError(error);
+    if (classified.code === 'REQUEST_TOO_LARGE') classified = { status: 400, code: classified.code, message: tooLargeMessage(request) };
     if (classified.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ code: classified.code, statusCode: classified.status, reason: classified.message }, 'request rejected');
     void sendHarborError(reply, classified.status, classified.code === 'INTERNAL' ? 'internal error' : `${classified.code}: ${classified.message}`);

@@ -103,4 +103,11 @@ export const registryMigrations: Migration[] = [
       await db.schema.createIndex('registry_events_occurred').on('registry_events').column('occurred_at').execute();
     },
   },
+  {
+    // `tag.changed` events carry the digest a moved tag pointed to before; 0001 had no place for it.
+    name: 'registry/0002-event-previous-digest',
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('registry_events').addColumn('previous_digest', 'varchar(200)').execute();
+    },
+  },
 ];

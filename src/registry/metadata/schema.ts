@@ -44,6 +44,8 @@ export interface RegistryTables {
     repository: string;
     digest: string;
     tag: string | null;
+    /** Since migration registry/0002: the digest a moved tag pointed to before (`tag.changed`). */
+    previous_digest: string | null;
     media_type: string;
     artifact_type: string | null;
     config_media_type: string | null;

@@ -24,7 +24,7 @@ export interface OciRequest {
 
 /** Authenticates the caller and checks `actions` on the request's repository; returns the principal. */
 export async function allow(deps: OciDeps, oci: OciRequest, actions: readonly RepositoryAction[]): Promise<Principal> {
-  const principal = await authenticate(deps.access, oci.request.headers.authorization);
+  const principal = await authenticate(deps.access, oci.request);
   await requireAccess(deps.access, principal, oci.name.full, actions);
   return principal;
 }

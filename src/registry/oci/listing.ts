@@ -61,7 +61,7 @@ export async function listReferrers(deps: OciDeps, oci: OciRequest, reference: s
 
 /** GET /v2/_catalog?n=&last= (system administrators only, like Harbor). */
 export async function catalog(deps: OciDeps, request: FastifyRequest, reply: FastifyReply, query: Record<string, string | undefined>): Promise<void> {
-  const principal = await authenticate(deps.access, request.headers.authorization);
+  const principal = await authenticate(deps.access, request);
   if (!deps.access.canListCatalog(principal)) {
     if (principal.kind === 'anonymous') throw new ChallengeError('authentication required to list the catalog', deps.access.challenge('registry:catalog:*'));
     throw new PortcullisError('FORBIDDEN', 'only system administrators may list the catalog');

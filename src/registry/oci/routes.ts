@@ -74,7 +74,7 @@ async function dispatch(deps: OciDeps, request: FastifyRequest, reply: FastifyRe
   const path = (request.url.split('?')[0] ?? '').replace(/^\/v2/, '');
   if (path === '' || path === '/') {
     if (method !== 'GET' && method !== 'HEAD') throw new PortcullisError('REGISTRY_UNSUPPORTED', `${method} /v2/ is not supported`);
-    const principal = await authenticate(deps.access, request.headers.authorization);
+    const principal = await authenticate(deps.access, request);
     if (principal.kind === 'anonymous') {
       // Clients probe /v2/ to learn how to authenticate; anonymous pulls of public projects still work per repository.
       throw new ChallengeError('authentication required', deps.access.challenge());

@@ -63,7 +63,7 @@ async function tryMount(deps: OciDeps, oci: OciRequest, principal: Principal, di
  * request (`digest` with the body), or the start of a session (202 with its Location).
  */
 export async function startUpload(deps: OciDeps, oci: OciRequest): Promise<void> {
-  const principal = await authenticate(deps.access, oci.request.headers.authorization);
+  const principal = await authenticate(deps.access, oci.request);
   await requireAccess(deps.access, principal, oci.name.full, ['push']);
   const { mount, from, digest } = oci.query;
   if (mount !== undefined) {
