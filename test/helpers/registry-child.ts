@@ -9,18 +9,21 @@ export interface RegistryChild {
   port: number;
   /** Everything it printed on stdout so far. */
   stdout(): string;
+  /** Everything it printed on stderr so far (its log). */
+  stderr(): string;
 }
 
 /**
  * Starts `portcullis registry --data-dir DIR --listen 127.0.0.1:0` as its own process (Node with
  * tsx's loader, not the tsx wrapper, so that a signal hits the process that serves) and resolves
- * once it prints its address. `env` is added to this process's environment; an undefined value
- * removes a variable.
+ * once it prints its address. Without `tlsCert`/`tlsKey` it finds its own key pair, or serves plain
+ * HTTP. `env` is added to this process's environment; an undefined value removes a variable.
  */
-export function startRegistryChild(options: { dataDir: string; tlsCert: string; tlsKey: string; env?: Record<string, string | undefined> }): Promise<RegistryChild> {
+export function startRegistryChild(options: { dataDir: string; tlsCert?: string; tlsKey?: string; env?: Record<string, string | undefined> }): Promise<RegistryChild> {
+  const tls = options.tlsCert && options.tlsKey ? ['--tls-cert', options.tlsCert, '--tls-key', options.tlsKey] : [];
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(repoRoot, 'test/helpers/registry-process.ts'), '--data-dir', options.dataDir, '--listen', '127.0.0.1:0', '--tls-cert', options.tlsCert, '--tls-key', options.tlsKey],
+    ['--import', 'tsx', join(repoRoot, 'test/helpers/registry-process.ts'), '--data-dir', options.dataDir, '--listen', '127.0.0.1:0', ...tls],
     { cwd: repoRoot, env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   return new Promise((resolve, reject) => {
@@ -29,8 +32,8 @@ export function startRegistryChild(options: { dataDir: string; tlsCert: string; 
     child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
     child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
-      const match = /registry listening on (https:\/\/127\.0\.0\.1:(\d+))/.exec(out);
-      if (match) resolve({ child, url: match[1] as string, port: Number(match[2]), stdout: () => out });
+      const match = /registry listening on (https?:\/\/127\.0\.0\.1:(\d+))/.exec(out);
+      if (match) resolve({ child, url: match[1] as string, port: Number(match[2]), stdout: () => out, stderr: () => err });
     });
     child.on('exit', (code) => reject(new Error(`registry exited ${code} before listening: ${err}`)));
   });

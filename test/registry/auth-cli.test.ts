@@ -38,6 +38,13 @@ describe('the project and robot commands', () => {
     expect(created.name).toBe('robot$team+ci');
     await expect(fixture.auth.controller.authenticate(basic(created.name, created.secret))).resolves.toMatchObject({ kind: 'robot', project: 'team' });
 
+    const refreshed = await runCli(['robot', 'refresh', String(created.id)], { env: env() });
+    expect(refreshed.code, refreshed.stderr).toBe(0);
+    const secret = /^secret: (\S+)\n\(shown once: store it now\)\n$/.exec(refreshed.stdout)?.[1] ?? '';
+    expect(secret).not.toBe(created.secret);
+    await expect(fixture.auth.controller.authenticate(basic(created.name, created.secret))).rejects.toThrow('wrong user name or password');
+    await expect(fixture.auth.controller.authenticate(basic(created.name, secret))).resolves.toMatchObject({ kind: 'robot', project: 'team' });
+
     const listed = await runCli(['robot', 'list', 'team'], { env: env() });
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(new RegExp(`^ID\\s+NAME\\s+ACTIONS\\s+EXPIRES\\s+DISABLED\\n${created.id}\\s+robot\\$team\\+ci\\s+pull\\s+never\\s+no\\n$`));
@@ -47,6 +54,16 @@ describe('the project and robot commands', () => {
 
     expect(await runCli(['robot', 'delete', String(created.id)], { env: env() })).toMatchObject({ code: 0 });
     expect(await runCli(['project', 'delete', 'team'], { env: env() })).toMatchObject({ code: 0, stdout: 'project team deleted\n' });
+  });
+
+  it('add a member with a role, which the project then lists', async () => {
+    const admin: [string, string] = ['admin', ADMIN_PASSWORD];
+    expect((await fixture.request('POST', '/api/v2.0/users', { user: admin, body: { username: 'carol', password: 'Carol-Passw0rd', email: 'carol@example.com', realname: 'Carol' } })).status).toBe(201);
+    expect(await runCli(['project', 'create', 'crew'], { env: env() })).toMatchObject({ code: 0 });
+    const added = await runCli(['project', 'member', 'add', 'crew', 'carol', '--role', 'maintainer'], { env: env() });
+    expect(added).toMatchObject({ code: 0, stdout: 'carol is now maintainer of crew\n' });
+    const members = await fixture.request('GET', '/api/v2.0/projects/crew/members', { user: admin });
+    expect(members.json).toEqual(expect.arrayContaining([expect.objectContaining({ entity_name: 'carol', role_name: 'maintainer', role_id: 4 })]));
   });
 
   it('exit 1 with the registry’s message when it refuses, and 2 on bad usage', async () => {

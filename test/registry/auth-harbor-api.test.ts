@@ -227,16 +227,37 @@ describe('robot accounts', () => {
     fixture.clock.advance(61_000);
   });
 
-  it('stop working when disabled, expired or deleted', async () => {
+  /** A pull token for `robot` from the token endpoint, and a check of it as /v2 makes one. */
+  const issueToken = async (name: string, robotSecret: string) => {
+    const response = await fixture.request('GET', '/service/token?service=portcullis-registry&scope=repository:alpha/app:pull', { user: [name, robotSecret] });
+    expect(response.status).toBe(200);
+    return (response.json as { token: string }).token;
+  };
+  const useToken = (token: string) => fixture.auth.controller.authenticate(`Bearer ${token}`);
+
+  it('stop working when disabled, expired or deleted, and a disabled one’s tokens with it', async () => {
     const login = () => fixture.auth.controller.authenticate(`Basic ${Buffer.from(`robot$alpha+ci:${secret}`).toString('base64')}`);
+    const held = await issueToken('robot$alpha+ci', secret);
+    await expect(useToken(held)).resolves.toMatchObject({ kind: 'robot', name: 'robot$alpha+ci' });
     expect((await fixture.request('PUT', `/api/v2.0/robots/${robotId}`, { user: alice, body: { disable: true } })).status).toBe(200);
     await expect(login()).rejects.toThrow('wrong user name or password');
+    await expect(useToken(held)).rejects.toThrow();
     await fixture.request('PUT', `/api/v2.0/robots/${robotId}`, { user: alice, body: { disable: false } });
     await expect(login()).resolves.toMatchObject({ kind: 'robot' });
     fixture.clock.advance(31 * 86_400_000);
     await expect(login()).rejects.toThrow('wrong user name or password');
     expect((await fixture.request('DELETE', `/api/v2.0/robots/${robotId}`, { user: alice })).status).toBe(200);
     expect((await fixture.request('GET', `/api/v2.0/robots/${robotId}`, { user: alice })).status).toBe(404);
+  });
+
+  it('take the tokens a robot holds with it when it is deleted', async () => {
+    const created = await create({ ...ciRobot, name: 'short-lived' });
+    expect(created.status).toBe(201);
+    const { id, name, secret: itsSecret } = created.json as { id: number; name: string; secret: string };
+    const held = await issueToken(name, itsSecret);
+    await expect(useToken(held)).resolves.toMatchObject({ kind: 'robot', name });
+    expect((await fixture.request('DELETE', `/api/v2.0/robots/${id}`, { user: alice })).status).toBe(200);
+    await expect(useToken(held)).rejects.toThrow();
   });
 
   it.each([

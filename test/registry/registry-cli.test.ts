@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,9 +9,11 @@ import { tempDir } from '../helpers/tmp.js';
 import { testTls, trustingAgent } from '../helpers/tls.js';
 
 /**
- * `portcullis registry` on an empty data directory without PORTCULLIS_ADMIN_PASSWORD: it creates
- * `admin` with a generated password, prints it once, and keeps only its hash; `portcullis admin
- * reset-password` is the way back in when that password is lost.
+ * `portcullis registry` as its own process. On an empty data directory without
+ * PORTCULLIS_ADMIN_PASSWORD it creates `admin` with a generated password, prints it once, and keeps
+ * only its hash; `portcullis admin reset-password` is the way back in when that password is lost.
+ * Without --tls-cert/--tls-key it serves the key pair of its certificates directory, else plain
+ * HTTP, and says so.
  */
 const tls = testTls();
 const dispatcher = trustingAgent(tls.ca.cert);
@@ -122,5 +124,30 @@ describe('portcullis admin reset-password', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain(`no registry database at ${join(elsewhere, 'portcullis.db')}`);
     expect(existsSync(elsewhere)).toBe(false);
+  });
+});
+
+describe('the key pair of `portcullis registry` without --tls-cert and --tls-key', () => {
+  it('is the one in the certificates directory of the data directory (portcullis certs init)', async () => {
+    const dataDir = join(work.path, 'with-certs');
+    mkdirSync(join(dataDir, 'certs'), { recursive: true });
+    writeFileSync(join(dataDir, 'certs', 'tls.crt'), tls.serving.cert);
+    writeFileSync(join(dataDir, 'certs', 'tls.key'), tls.serving.key);
+    const registry = await startRegistryChild({ dataDir, env: { PORTCULLIS_ADMIN_PASSWORD: 'chosen-by-automation' } });
+    running.push(registry);
+    expect(registry.url).toMatch(/^https:\/\//);
+    expect(await v2Status(registry, 'admin', 'chosen-by-automation')).toBe(200);
+    await stop(registry);
+  });
+
+  it('is none when there is no such pair: plain HTTP, with a warning', async () => {
+    const registry = await startRegistryChild({ dataDir: join(work.path, 'without-certs'), env: { PORTCULLIS_ADMIN_PASSWORD: 'chosen-by-automation' } });
+    running.push(registry);
+    expect(registry.url).toMatch(/^http:\/\//);
+    expect(registry.stderr()).toContain('no TLS key pair: serving plain HTTP');
+    const response = await fetch(`${registry.url}/v2/`);
+    expect(response.status).toBe(401);
+    await response.arrayBuffer();
+    await stop(registry);
   });
 });
