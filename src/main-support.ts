@@ -1,7 +1,8 @@
 /**
- * Small pieces of `portcullis up` that are not a subsystem of their own: where shipped files are,
- * how Kubernetes is reached, the legacy admin password file, the CA trust directory, and the default
- * PullSecretPolicy following the registry's actual address. Used by src/main.ts only.
+ * Small pieces of `portcullis up` that are not a subsystem of their own: the roles, where shipped
+ * files are, how Kubernetes is reached, the legacy admin password file, the CA trust directory, and
+ * the default PullSecretPolicy following the registry's actual address. Used by src/main.ts, and by
+ * src/cli/up.ts for the roles (so that the CLI checks --role without loading the suite).
  */
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -49,6 +50,10 @@ export function findExecutable(command: string, env: Readonly<Record<string, str
   }
   return undefined;
 }
+
+/** The roles of `portcullis up`, in the order they start. */
+export const ROLES = ['webhook', 'registry', 'scanner'] as const;
+export type Role = (typeof ROLES)[number];
 
 export interface AdminCredentials {
   username: string;

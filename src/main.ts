@@ -44,12 +44,9 @@ import { createScanner, type ScannerSubsystem } from './scanner/create.js';
 import { scannerMigrations } from './scanner/migrations.js';
 import { HarborVerdictSource } from './verdicts/harbor-source.js';
 import type { VerdictSource } from './verdicts/source.js';
-import { detectKube, findExecutable, legacyAdminPasswordFile, resolveShipped, withRegistryHosts, writeTrustBundle, type AdminCredentials, type KubeAccess } from './main-support.js';
+import { ROLES, detectKube, findExecutable, legacyAdminPasswordFile, resolveShipped, withRegistryHosts, writeTrustBundle, type AdminCredentials, type KubeAccess, type Role } from './main-support.js';
 
-export { detectKube, findExecutable, resolveShipped, type AdminCredentials, type KubeAccess } from './main-support.js';
-
-export const ROLES = ['webhook', 'registry', 'scanner'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, detectKube, findExecutable, resolveShipped, type AdminCredentials, type KubeAccess, type Role } from './main-support.js';
 
 export interface SuiteDeps {
   config: Config;

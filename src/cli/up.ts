@@ -1,7 +1,10 @@
 import { relative } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
-import { ROLES, startSuite, type Role, type Suite } from '../main.js';
+// Types only: the suite (and with it the Kubernetes client) loads when `up` runs, not whenever the
+// CLI starts for another command.
+import type { Suite } from '../main.js';
+import { ROLES, type Role } from '../main-support.js';
 import type { ReadinessReport } from '../http/readiness.js';
 import { EXIT, UsageError, listOption, stringOption, type Command } from './command.js';
 import { nextSignal } from './signals.js';
@@ -144,6 +147,7 @@ Example:
     // Listen for signals before anything starts: a Ctrl-C during start-up (or right after the
     // banner) then still closes what was started instead of killing the process.
     const stopRequested = nextSignal();
+    const { startSuite } = await import('../main.js');
     const suite = await startSuite({ config, logger, env: io.env, cwd: io.cwd, roles: roles.length > 0 ? ROLES.filter((role) => roles.includes(role)) : ROLES });
     io.stdout(await banner(suite, io.cwd));
     const signal = await stopRequested;
