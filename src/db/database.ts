@@ -54,11 +54,23 @@ export function openDatabase<T>(config: DatabaseConfig): OpenDatabase<T> {
   return { db, dialect: 'sqlite', close: () => db.destroy() };
 }
 
+const MIGRATION_TABLE = 'portcullis_migrations';
+
+/** Names of the migrations already applied to `db` (none when it was never migrated). */
+async function appliedMigrations(db: Kysely<unknown>): Promise<string[]> {
+  const tables = await db.introspection.getTables();
+  if (!tables.some((table) => table.name === MIGRATION_TABLE)) return [];
+  const rows = await (db as Kysely<Record<string, { name: string }>>).selectFrom(MIGRATION_TABLE).select('name').execute();
+  return rows.map((row) => row.name);
+}
+
 /**
- * Applies every migration not yet applied, in name order. Subsystems add migrations independently,
- * so a later name may sort before an already-applied one; that is allowed. Throws with the name of
- * the failing migration; nothing of a failed migration stays applied on PostgreSQL (transactional
- * DDL) and SQLite.
+ * Applies every migration of `migrations` not yet applied, in name order. Subsystems add migrations
+ * independently, so a later name may sort before an already-applied one; that is allowed. The
+ * database may be shared with subsystems this process does not run (`portcullis registry` on the
+ * data directory of `portcullis up`): migrations applied by them are left alone. Throws with the
+ * name of the failing migration; nothing of a failed migration stays applied on PostgreSQL
+ * (transactional DDL) and SQLite.
  */
 export async function migrate(db: Kysely<unknown>, migrations: readonly Migration[]): Promise<string[]> {
   const seen = new Set<string>();
@@ -66,10 +78,20 @@ export async function migrate(db: Kysely<unknown>, migrations: readonly Migratio
     if (seen.has(migration.name)) throw new Error(`duplicate migration name ${migration.name}`);
     seen.add(migration.name);
   }
+  const othersApplied = (await appliedMigrations(db)).filter((name) => !seen.has(name));
   const provider: MigrationProvider = {
     async getMigrations() {
       const all: Record<string, KyselyMigration> = {};
       for (const migration of migrations) all[migration.name] = { up: (kdb) => migration.up(kdb as Kysely<unknown>) };
+      // Applied by another subsystem's process: listed so that the migrator does not take them for
+      // lost, never run here (they are applied already).
+      for (const name of othersApplied) {
+        all[name] = {
+          up: () => {
+            throw new Error(`migration ${name} belongs to a subsystem this process does not run`);
+          },
+        };
+      }
       return all;
     },
   };
@@ -77,7 +99,7 @@ export async function migrate(db: Kysely<unknown>, migrations: readonly Migratio
     db,
     provider,
     allowUnorderedMigrations: true,
-    migrationTableName: 'portcullis_migrations',
+    migrationTableName: MIGRATION_TABLE,
     migrationLockTableName: 'portcullis_migrations_lock',
   });
   const { error, results } = await migrator.migrateToLatest();
