@@ -57,13 +57,13 @@ export type Role = (typeof ROLES)[number];
 
 export interface AdminCredentials {
   username: string;
+  /** Whether this start created the admin (the first start on this database). */
+  created: boolean;
   /**
-   * Set only on the first start, when the registry created its admin with a generated password:
-   * the banner prints it this once. Only its hash is stored.
+   * Set only when this start created the admin with a generated password: the banner prints it
+   * this once. Only its hash is stored.
    */
   generatedPassword?: string;
-  /** Whether `PORTCULLIS_ADMIN_PASSWORD` (registry.adminPassword) is configured. */
-  fromConfig: boolean;
 }
 
 /**

@@ -59,6 +59,11 @@ export interface SuiteDeps {
   now?: () => Date;
   /** The roles to run (all three by default; one per Deployment in a cluster). */
   roles?: readonly Role[];
+  /**
+   * Called as soon as the registry created its admin with a generated password, before the rest
+   * starts: if a later step fails, the caller can still show the password, whose hash alone is kept.
+   */
+  onAdminPasswordGenerated?: (password: string) => void;
 }
 
 export interface Endpoint {
@@ -226,8 +231,9 @@ export async function startSuite(deps: SuiteDeps): Promise<Suite> {
         repositories: { count: (project) => (role.current ? role.current.repositories.count(project) : Promise.resolve(0)) },
       });
       // A generated admin password comes back this once, for the banner; only its hash is stored.
-      const { adminPassword } = await identity.bootstrap();
-      admin = { username: 'admin', fromConfig: config.registry.adminPassword !== undefined, ...(adminPassword ? { generatedPassword: adminPassword } : {}) };
+      const { created, adminPassword } = await identity.bootstrap();
+      admin = { username: 'admin', created, ...(adminPassword ? { generatedPassword: adminPassword } : {}) };
+      if (adminPassword) deps.onAdminPasswordGenerated?.(adminPassword);
       const legacy = legacyAdminPasswordFile(config.dataDir);
       if (legacy) logger.warn({ [F.file]: legacy }, 'this file holds an admin password in plain text, written by an earlier version; it is no longer read: delete it');
       // The scanner is created once the registry's address is known; until then it has none.

@@ -42,7 +42,9 @@ Options:
   --tls-key FILE        PEM private key of --tls-cert
   --config FILE         YAML configuration (default: PORTCULLIS_CONFIG); flags win over it
 
-Once listening it prints one line: "registry listening on <URL>".
+On stdout: "admin password (shown once): <password>" on the first start when the password is
+generated (as soon as the admin exists, before listening), then, once listening, one line:
+"registry listening on <URL>".
 
 Exit codes:
   0  stopped cleanly after SIGINT/SIGTERM
@@ -85,6 +87,8 @@ Example:
         repositories: { count: (project) => (role ? role.repositories.count(project) : Promise.resolve(0)) },
       });
       const { adminPassword } = await identity.bootstrap();
+      // Printed at once: should the start fail after this, the password would otherwise be lost.
+      if (adminPassword) io.stdout(`admin password (shown once): ${adminPassword}\n`);
       role = createRegistry({
         config: config.registry,
         logger,
@@ -101,7 +105,6 @@ Example:
       const url = `${tls ? 'https' : 'http'}://${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`;
       if (!config.registry.externalUrl) identity.setExternalUrl(url);
       if (!tls) logger.warn('no TLS key pair: serving plain HTTP (clients need --tls-verify=false)');
-      if (adminPassword) io.stdout(`admin password (shown once): ${adminPassword}\n`);
       io.stdout(`registry listening on ${url}\n`);
       logger.info({ [F.address]: url }, 'listening');
       const signal = await nextSignal();

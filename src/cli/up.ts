@@ -40,10 +40,10 @@ export async function banner(suite: Suite, cwd: string): Promise<string> {
   if (admin?.generatedPassword) {
     lines.push(`  admin     user "${admin.username}", password ${admin.generatedPassword}`);
     lines.push('            (shown this once and stored only as a hash: keep it now)');
-  } else if (admin?.fromConfig) {
-    lines.push(`  admin     user "${admin.username}", password from PORTCULLIS_ADMIN_PASSWORD`);
+  } else if (admin?.created) {
+    lines.push(`  admin     user "${admin.username}", password from the configuration (PORTCULLIS_ADMIN_PASSWORD), stored only as a hash`);
   } else if (admin) {
-    lines.push(`  admin     user "${admin.username}", password as shown on the first start (stored only as a hash)`);
+    lines.push(`  admin     user "${admin.username}", password as set on the first start (stored only as a hash; lost: portcullis admin reset-password)`);
   }
   lines.push(`  policies  ${show(suite.policiesDir)}`);
   lines.push(`  webhooks  ${show(suite.webhooksDir)}`);
@@ -54,7 +54,7 @@ export async function banner(suite: Suite, cwd: string): Promise<string> {
   const password = '$PORTCULLIS_ADMIN_PASSWORD';
   const steps: string[][] = [];
   const { registry, webhook } = suite.endpoints;
-  if (registry && admin && !admin.fromConfig) {
+  if (registry && admin) {
     steps.push(['Put the admin password in the environment for the commands below:', "   export PORTCULLIS_ADMIN_PASSWORD='<the admin password>'"]);
   }
   if (registry) {
@@ -148,7 +148,24 @@ Example:
     // banner) then still closes what was started instead of killing the process.
     const stopRequested = nextSignal();
     const { startSuite } = await import('../main.js');
-    const suite = await startSuite({ config, logger, env: io.env, cwd: io.cwd, roles: roles.length > 0 ? ROLES.filter((role) => roles.includes(role)) : ROLES });
+    let generated: string | undefined;
+    let suite: Suite;
+    try {
+      suite = await startSuite({
+        config,
+        logger,
+        env: io.env,
+        cwd: io.cwd,
+        roles: roles.length > 0 ? ROLES.filter((role) => roles.includes(role)) : ROLES,
+        onAdminPasswordGenerated: (password) => {
+          generated = password;
+        },
+      });
+    } catch (error) {
+      // The admin exists now, with a password that only this process knows: show it before failing.
+      if (generated) io.stdout(`admin password (shown once; the start failed after the admin was created): ${generated}\n`);
+      throw error;
+    }
     io.stdout(await banner(suite, io.cwd));
     const signal = await stopRequested;
     logger.info({ signal }, 'shutting down');

@@ -76,7 +76,7 @@ export interface Config {
     storageDir: string;
     tls: { enabled: boolean };
     tokenTtlSeconds: number;
-    /** Initial admin password for automation; otherwise one is generated and printed once. */
+    /** The admin's password on the first start, for automation (otherwise one is generated and printed once), and what `portcullis admin reset-password --from-config` sets. */
     adminPassword?: string;
     /** How `portcullis project …` and `portcullis robot …` reach the registry's API. */
     client?: {

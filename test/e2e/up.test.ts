@@ -1,12 +1,14 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, runCli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/tmp.js';
+import { childEnv, repoRoot, runCli } from '../helpers/cli.js';
+import { startRegistryChild } from '../helpers/registry-child.js';
+import { filesUnder, tempDir } from '../helpers/tmp.js';
 import { trustingAgent } from '../helpers/tls.js';
 
 /**
@@ -26,8 +28,8 @@ function startUp(dataDir: string, extraEnv: Record<string, string> = {}): Promis
     process.execPath,
     ['--import', 'tsx', entry, 'up', '--data-dir', dataDir, '--webhook-listen', '127.0.0.1:0', '--registry-listen', '127.0.0.1:0', '--scanner-listen', '127.0.0.1:0'],
     // An empty PATH entry for Trivy keeps the "not ready" path deterministic on machines that have it.
-    // No PORTCULLIS_ADMIN_PASSWORD from the test's own environment: the first start generates one.
-    { cwd: repoRoot, env: { ...process.env, PORTCULLIS_ADMIN_PASSWORD: undefined, KUBECONFIG: '', PORTCULLIS_SCANNER_TRIVY_PATH: '/nonexistent/trivy', ...extraEnv } },
+    // No PORTCULLIS_* from the test's own environment (the first start generates the password).
+    { cwd: repoRoot, env: childEnv({ KUBECONFIG: '', PORTCULLIS_SCANNER_TRIVY_PATH: '/nonexistent/trivy', ...extraEnv }) },
   );
   let stdout = '';
   let stderr = '';
@@ -38,14 +40,6 @@ function startUp(dataDir: string, extraEnv: Record<string, string> = {}): Promis
       if (stdout.includes('Press Ctrl-C')) resolve({ child, stdout: () => stdout, stderr: () => stderr });
     });
     child.once('exit', (code) => reject(new Error(`up exited with ${code} before the banner:\n${stdout}\n${stderr}`)));
-  });
-}
-
-/** Every file below `dir`, recursively. */
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? filesUnder(path) : [path];
   });
 }
 
@@ -176,12 +170,46 @@ describe('portcullis up', () => {
     const again = await startUp(data.path);
     try {
       expect(again.stdout()).not.toContain(password);
-      expect(again.stdout()).toContain('password as shown on the first start (stored only as a hash)');
+      expect(again.stdout()).toContain('password as set on the first start (stored only as a hash; lost: portcullis admin reset-password)');
     } finally {
       const exited = once(again.child, 'exit');
       again.child.kill('SIGTERM');
       const [code] = (await exited) as [number | null];
       expect(code).toBe(0);
+    }
+  });
+});
+
+describe('portcullis up: a start that fails after the admin was created', () => {
+  it('still shows the generated password, which signs in on the next start', async () => {
+    const data = tempDir();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const address = taken.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    try {
+      // The registry starts (and creates its admin) before the webhook finds its port taken.
+      const failed = await runCli(['up', '--data-dir', data.path, '--webhook-listen', `127.0.0.1:${port}`, '--registry-listen', '127.0.0.1:0', '--scanner-listen', '127.0.0.1:0'], {
+        env: { KUBECONFIG: '', PORTCULLIS_SCANNER_TRIVY_PATH: '/nonexistent/trivy' },
+      });
+      expect(failed.code).toBe(2);
+      const password = /^admin password \(shown once; the start failed after the admin was created\): (\S+)$/m.exec(failed.stdout)?.[1] ?? '';
+      expect(password, failed.stdout + failed.stderr).toMatch(/^\S{24,}$/);
+      const registry = await startRegistryChild({ dataDir: data.path });
+      const dispatcher = trustingAgent(readFileSync(join(data.path, 'certs/ca.crt'), 'utf8'));
+      try {
+        const response = await fetch(`${registry.url}/v2/`, { dispatcher, headers: { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` } });
+        expect(response.status).toBe(200);
+        await response.arrayBuffer();
+      } finally {
+        const exited = once(registry.child, 'exit');
+        registry.child.kill('SIGTERM');
+        await exited;
+        await dispatcher.close();
+      }
+    } finally {
+      taken.close();
+      data.remove();
     }
   });
 });

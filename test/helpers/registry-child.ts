@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { repoRoot } from './cli.js';
+import { childEnv, repoRoot } from './cli.js';
 
 /** A `portcullis registry` child process, listening. */
 export interface RegistryChild {
@@ -17,14 +17,14 @@ export interface RegistryChild {
  * Starts `portcullis registry --data-dir DIR --listen 127.0.0.1:0` as its own process (Node with
  * tsx's loader, not the tsx wrapper, so that a signal hits the process that serves) and resolves
  * once it prints its address. Without `tlsCert`/`tlsKey` it finds its own key pair, or serves plain
- * HTTP. `env` is added to this process's environment; an undefined value removes a variable.
+ * HTTP. Its environment is childEnv(`env`).
  */
 export function startRegistryChild(options: { dataDir: string; tlsCert?: string; tlsKey?: string; env?: Record<string, string | undefined> }): Promise<RegistryChild> {
   const tls = options.tlsCert && options.tlsKey ? ['--tls-cert', options.tlsCert, '--tls-key', options.tlsKey] : [];
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', join(repoRoot, 'test/helpers/registry-process.ts'), '--data-dir', options.dataDir, '--listen', '127.0.0.1:0', ...tls],
-    { cwd: repoRoot, env: { ...process.env, PORTCULLIS_LOG_LEVEL: 'warn', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: repoRoot, env: childEnv({ PORTCULLIS_LOG_LEVEL: 'warn', ...options.env }), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   return new Promise((resolve, reject) => {
     let out = '';

@@ -1,8 +1,8 @@
-import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistryEvent } from '../../src/registry/events.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { filesUnder } from '../helpers/tmp.js';
 import { errorCode, pushBlob, pushImage, rawRequest, sha256, type ErrorsBody } from './oci-client.js';
 
 let registry: TestRegistry;
@@ -20,11 +20,9 @@ afterAll(async () => {
 });
 
 /** Every file of the registry's blob storage, relative to it: what a failed upload must not change. */
-function storedFiles(dir = join(registry.dataDir, 'registry')): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? storedFiles(path) : [relative(join(registry.dataDir, 'registry'), path)];
-  });
+function storedFiles(): string[] {
+  const root = join(registry.dataDir, 'registry');
+  return filesUnder(root).map((file) => relative(root, file));
 }
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

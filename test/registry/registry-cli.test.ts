@@ -1,11 +1,11 @@
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { startRegistryChild, type RegistryChild } from '../helpers/registry-child.js';
-import { tempDir } from '../helpers/tmp.js';
+import { filesUnder, tempDir } from '../helpers/tmp.js';
 import { testTls, trustingAgent } from '../helpers/tls.js';
 
 /**
@@ -25,7 +25,6 @@ function start(): Promise<RegistryChild> {
     dataDir: join(work.path, 'data'),
     tlsCert: join(work.path, 'tls.crt'),
     tlsKey: join(work.path, 'tls.key'),
-    env: { PORTCULLIS_ADMIN_PASSWORD: undefined },
   }).then((registry) => {
     running.push(registry);
     return registry;
@@ -44,13 +43,6 @@ async function v2Status(registry: RegistryChild, username: string, password: str
   return response.status;
 }
 
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? filesUnder(path) : [path];
-  });
-}
-
 beforeAll(() => {
   work = tempDir('portcullis-first-admin-');
   writeFileSync(join(work.path, 'tls.crt'), tls.serving.cert);
@@ -63,9 +55,10 @@ afterAll(async () => {
   work.remove();
 });
 
-describe('the first admin of `portcullis registry`', () => {
-  let password = '';
+/** The password `portcullis registry` generated on its first start, in the first describe. */
+let password = '';
 
+describe('the first admin of `portcullis registry`', () => {
   it('gets a generated password, printed once, that signs in', async () => {
     const first = await start();
     password = /^admin password \(shown once\): (\S+)$/m.exec(first.stdout())?.[1] ?? '';
@@ -88,37 +81,43 @@ describe('the first admin of `portcullis registry`', () => {
   });
 });
 
+// On the data directory of the admin above: these follow its first start.
 describe('portcullis admin reset-password', () => {
   const dataDir = () => join(work.path, 'data');
-  let password = '';
+  let generated = '';
 
-  it('sets a generated password, printed once, that replaces the old one', async () => {
-    const reset = await runCli(['admin', 'reset-password', '--data-dir', dataDir()], { env: { PORTCULLIS_ADMIN_PASSWORD: undefined } });
+  it('sets a generated password, printed once, in place of the old one, even with PORTCULLIS_ADMIN_PASSWORD set', async () => {
+    const reset = await runCli(['admin', 'reset-password', '--data-dir', dataDir()], { env: { PORTCULLIS_ADMIN_PASSWORD: 'not-taken-without-the-flag' } });
     expect(reset.code, reset.stderr).toBe(0);
-    password = /^new password of admin \(shown once\): (\S+)$/m.exec(reset.stdout)?.[1] ?? '';
-    expect(password).toMatch(/^\S{24,}$/);
-    expect(filesUnder(work.path).filter((file) => readFileSync(file).includes(password))).toEqual([]);
+    generated = /^new password of admin \(shown once\): (\S+)$/m.exec(reset.stdout)?.[1] ?? '';
+    expect(generated).toMatch(/^\S{24,}$/);
+    expect(filesUnder(work.path).filter((file) => readFileSync(file).includes(generated))).toEqual([]);
     const registry = await start();
-    expect(await v2Status(registry, 'admin', password)).toBe(200);
+    expect(await v2Status(registry, 'admin', generated)).toBe(200);
+    expect(await v2Status(registry, 'admin', password)).toBe(401);
+    expect(await v2Status(registry, 'admin', 'not-taken-without-the-flag')).toBe(401);
     await stop(registry);
   });
 
-  it('takes PORTCULLIS_ADMIN_PASSWORD when it is set, for automation', async () => {
-    const reset = await runCli(['admin', 'reset-password', '--data-dir', dataDir()], { env: { PORTCULLIS_ADMIN_PASSWORD: 'chosen-by-automation' } });
+  it('sets the configured admin password with --from-config, for automation', async () => {
+    const reset = await runCli(['admin', 'reset-password', '--from-config', '--data-dir', dataDir()], { env: { PORTCULLIS_ADMIN_PASSWORD: 'chosen-by-automation' } });
     expect(reset.code, reset.stderr).toBe(0);
-    expect(reset.stdout).toBe('password of admin set from PORTCULLIS_ADMIN_PASSWORD\n');
+    expect(reset.stdout).toBe('password of admin set to the configured admin password\n');
     const registry = await start();
     expect(await v2Status(registry, 'admin', 'chosen-by-automation')).toBe(200);
-    expect(await v2Status(registry, 'admin', password)).toBe(401);
+    expect(await v2Status(registry, 'admin', generated)).toBe(401);
     await stop(registry);
   });
 
-  it('refuses an unknown user and a directory where no registry ran, creating nothing', async () => {
+  it('refuses --from-config with nothing configured, an unknown user and a directory where no registry ran, creating nothing', async () => {
     const elsewhere = join(work.path, 'never-used');
-    const [unknown, missing] = await Promise.all([
+    const [unconfigured, unknown, missing] = await Promise.all([
+      runCli(['admin', 'reset-password', '--from-config', '--data-dir', dataDir()]),
       runCli(['admin', 'reset-password', '--data-dir', dataDir(), '--user', 'nobody']),
       runCli(['admin', 'reset-password', '--data-dir', elsewhere]),
     ]);
+    expect(unconfigured.code).toBe(2);
+    expect(unconfigured.stderr).toContain('--from-config: no admin password is configured');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('NOT_FOUND: user "nobody" does not exist');
     expect(missing.code).toBe(2);

@@ -57,8 +57,11 @@ export interface AccessControl {
   controller: RegistryAccessController & AccessController;
   /** The token endpoint (`/service/token`) and the `/api/v2.0` identity routes; register on the registry app. */
   routes: FastifyPluginAsync;
-  /** Loads (or creates) the token signing key and creates `admin` on first start; returns its password when generated. */
-  bootstrap(): Promise<{ adminPassword?: string }>;
+  /**
+   * Loads (or creates) the token signing key and creates `admin` on first start: `created` says
+   * whether this call did, `adminPassword` is the password when it was generated (not configured).
+   */
+  bootstrap(): Promise<{ created: boolean; adminPassword?: string }>;
   /** A short-lived robot of `project` with `actions`, for the scanner to pull with. */
   issueRobotCredential(project: string, actions: RepositoryAction[], ttlSeconds: number): Promise<RobotCredential>;
   /** The settings other subsystems read; undefined when the project does not exist. */
@@ -148,12 +151,12 @@ export function createAccessControl(options: AccessControlOptions): AccessContro
     async bootstrap() {
       const key = await loadOrCreateSigningKey(options.dataDir);
       tokenService = new TokenService(key, clock, options.config.tokenTtlSeconds);
-      if ((await users.count()) > 0) return {};
+      if ((await users.count()) > 0) return { created: false };
       const configured = options.config.adminPassword;
       const password = configured ?? randomSecret(24);
       await users.create({ username: 'admin', password, sysadmin: true, realname: 'system admin', comment: 'created on first start' });
       options.logger.info({ [F.user]: 'admin', generated: configured === undefined }, 'registry admin created');
-      return configured === undefined ? { adminPassword: password } : {};
+      return configured === undefined ? { created: true, adminPassword: password } : { created: true };
     },
     async issueRobotCredential(project, actions, ttlSeconds) {
       const found = await projects.findByName(project);
