@@ -47,6 +47,12 @@ function guard(deps: AuditRoutesDeps) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = request.headers.authorization;
     if (tokenDigest && header?.startsWith('Bearer ') && timingSafeEqual(digest(header.slice('Bearer '.length).trim()), tokenDigest)) return;
+    // Any other bearer token is a registry token, scoped to repositories: it says nothing about
+    // the audit record, whoever it was issued to.
+    if (header !== undefined && /^bearer\s/i.test(header)) {
+      void reply.header('www-authenticate', CHALLENGE);
+      throw new PortcullisError('UNAUTHORIZED', 'the audit API takes Basic credentials or the audit API token, not registry bearer tokens');
+    }
     let principal: Principal;
     try {
       principal = await deps.authenticate(header, { ip: request.ip });

@@ -47,6 +47,8 @@ beforeAll(async () => {
     sleep: async (ms) => {
       loginDelays.push(ms);
     },
+    // A cap far above what this file's few failures reach, so that each new failure waits longer.
+    bruteForce: { baseDelayMs: 100, maxDelayMs: 3_600_000, windowMs: 60_000 },
   });
   await access.bootstrap();
   const metrics = createMetricsRegistry({ defaultMetrics: false });
@@ -108,6 +110,15 @@ async function get(path: string, authorization?: string) {
 }
 
 describe('audit API over HTTPS', () => {
+  it('refuses a registry bearer token, even a system administrator’s', async () => {
+    const issued = await fetch(`${url}/service/token?service=portcullis-registry&scope=repository:team/app:pull`, { dispatcher: trustingAgent(testTls().ca.cert), headers: { authorization: basic('root', PASSWORDS.admin) } });
+    expect(issued.status).toBe(200);
+    const { token } = (await issued.json()) as { token: string };
+    const response = await get('/api/v1/audit/decisions', `Bearer ${token}`);
+    expect(response.status).toBe(401);
+    expect(response.body).toEqual({ error: { code: 'UNAUTHORIZED', message: 'the audit API takes Basic credentials or the audit API token, not registry bearer tokens' } });
+  });
+
   it('slows down wrong logins from one address even when each names another user', async () => {
     loginDelays.length = 0;
     for (const guess of ['mallory', 'trent', 'victor']) expect((await get('/api/v1/audit/decisions', basic(guess, 'not-the-password'))).status).toBe(401);
