@@ -11,6 +11,13 @@ import { SEVERITIES, type Severity } from '../policy/types.js';
 export const VULNERABILITY_REPORT_MIME = 'application/vnd.security.vulnerability.report; version=1.1';
 export const NATIVE_REPORT_MIME = 'application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0';
 
+/**
+ * The vulnerability report types Portcullis produces, in order of preference. The scanner makes one
+ * report in the v1.1 format, which is a valid v1.0 native report as well, and serves it under both
+ * (as harbor-scanner-trivy declares both); the registry's Harbor API files it under either.
+ */
+export const PRODUCED_REPORT_TYPES = [VULNERABILITY_REPORT_MIME, NATIVE_REPORT_MIME] as const;
+
 /** Capitalised severities of Harbor (Trivy's UPPERCASE map one-to-one; `None` only in Harbor core). */
 export type HarborSeverity = 'None' | 'Unknown' | 'Negligible' | 'Low' | 'Medium' | 'High' | 'Critical';
 

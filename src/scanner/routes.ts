@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { describeError } from '../errors.js';
-import { NATIVE_REPORT_MIME, VULNERABILITY_REPORT_MIME } from '../harbor/report.js';
+import { PRODUCED_REPORT_TYPES, VULNERABILITY_REPORT_MIME } from '../harbor/report.js';
 import { F } from '../log/fields.js';
 import type { Scanner } from './service.js';
 
@@ -28,7 +28,6 @@ export const SCAN_RESPONSE_MIME = 'application/vnd.scanner.adapter.scan.response
 export const REFRESH_AFTER_SECONDS = 5;
 
 const CONSUMES = ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'];
-const PRODUCES = [VULNERABILITY_REPORT_MIME, NATIVE_REPORT_MIME];
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 export interface AdapterRoutesOptions {
@@ -84,7 +83,7 @@ function readScanRequest(body: unknown): { status: 400 | 422; message: string } 
 function negotiate(accept: string | undefined): string | undefined {
   if (!accept || accept.trim() === '' || accept.includes('*/*')) return VULNERABILITY_REPORT_MIME;
   const wanted = accept.split(',').map((part) => part.trim().toLowerCase().replace(/\s+/g, ''));
-  return PRODUCES.find((mime) => wanted.some((item) => item.startsWith(mime.toLowerCase().replace(/\s+/g, ''))));
+  return PRODUCED_REPORT_TYPES.find((mime) => wanted.some((item) => item.startsWith(mime.toLowerCase().replace(/\s+/g, ''))));
 }
 
 /** SHA-256 of a token: equal-length buffers for timingSafeEqual, so not even the length leaks. */
@@ -128,7 +127,7 @@ export const adapterRoutes: FastifyPluginAsync<AdapterRoutesOptions> = async (ap
     if (info.dbNextUpdate) properties['harbor.scanner-adapter/vulnerability-database-next-update-at'] = info.dbNextUpdate;
     const body = {
       scanner: { name: info.name, vendor: info.vendor, version: info.version ?? 'Unknown' },
-      capabilities: [{ type: 'vulnerability', consumes_mime_types: CONSUMES, produces_mime_types: PRODUCES }],
+      capabilities: [{ type: 'vulnerability', consumes_mime_types: CONSUMES, produces_mime_types: [...PRODUCED_REPORT_TYPES] }],
       properties,
     };
     return sendJson(reply, 200, METADATA_MIME, body);
@@ -160,7 +159,7 @@ export const adapterRoutes: FastifyPluginAsync<AdapterRoutesOptions> = async (ap
     { schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 200 } } } } },
     async (request, reply) => {
       const mime = negotiate(request.headers.accept);
-      if (!mime) return sendError(reply, 415, `unsupported Accept ${JSON.stringify(request.headers.accept)}: expected one of ${PRODUCES.join(', ')}`);
+      if (!mime) return sendError(reply, 415, `unsupported Accept ${JSON.stringify(request.headers.accept)}: expected one of ${PRODUCED_REPORT_TYPES.join(', ')}`);
       const job = await scanner.store.job(request.params.id);
       if (!job) return sendError(reply, 404, `scan job ${request.params.id} not found`);
       if (job.status === 'queued' || job.status === 'running') {

@@ -241,7 +241,7 @@ describe('robot accounts', () => {
     await expect(useToken(held)).resolves.toMatchObject({ kind: 'robot', name: 'robot$alpha+ci' });
     expect((await fixture.request('PUT', `/api/v2.0/robots/${robotId}`, { user: alice, body: { disable: true } })).status).toBe(200);
     await expect(login()).rejects.toThrow('wrong user name or password');
-    await expect(useToken(held)).rejects.toThrow();
+    await expect(useToken(held)).rejects.toThrow('no longer exists, or is a disabled or expired robot');
     await fixture.request('PUT', `/api/v2.0/robots/${robotId}`, { user: alice, body: { disable: false } });
     await expect(login()).resolves.toMatchObject({ kind: 'robot' });
     fixture.clock.advance(31 * 86_400_000);
@@ -257,7 +257,7 @@ describe('robot accounts', () => {
     const held = await issueToken(name, itsSecret);
     await expect(useToken(held)).resolves.toMatchObject({ kind: 'robot', name });
     expect((await fixture.request('DELETE', `/api/v2.0/robots/${id}`, { user: alice })).status).toBe(200);
-    await expect(useToken(held)).rejects.toThrow();
+    await expect(useToken(held)).rejects.toThrow('no longer exists, or is a disabled or expired robot');
   });
 
   it.each([

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Principal } from '../access.js';
+import type { AccessController, Principal } from '../access.js';
 import { PortcullisError } from '../../errors.js';
 import type { RegistryAccessController } from './access-controller.js';
 import type { Project, ProjectStore } from './projects.js';
@@ -15,19 +15,22 @@ export interface IdentityApiContext {
 }
 
 /**
- * Refuses registry bearer tokens on /api/v2.0, before they are verified: they are scoped to
- * repositories, the API has no scope grammar, and Harbor does not accept them there either.
+ * The caller of a /api/v2.0 request (the identity routes and the repository and artifact routes),
+ * by Basic credentials or anonymous; failed logins count against the client address too. Registry
+ * bearer tokens are refused before they are verified: they are scoped to repositories, the API has
+ * no scope grammar, and Harbor does not accept them there either.
  */
-export function refuseBearer(authorization: string | undefined): void {
-  if (authorization !== undefined && /^bearer\s/i.test(authorization)) {
+export async function apiCaller(controller: Pick<AccessController, 'authenticate'>, request: FastifyRequest): Promise<Principal> {
+  const header = request.headers.authorization;
+  if (header !== undefined && /^bearer\s/i.test(header)) {
     throw new PortcullisError('UNAUTHORIZED', 'registry bearer tokens are not accepted on /api/v2.0; use Basic credentials');
   }
+  return controller.authenticate(header, { ip: request.ip });
 }
 
-/** The caller of a Harbor identity API request, by Basic credentials or anonymous. */
+/** The caller of a Harbor identity API request (apiCaller with the identity controller). */
 export async function apiPrincipal(context: IdentityApiContext, request: FastifyRequest): Promise<Principal> {
-  refuseBearer(request.headers.authorization);
-  return context.controller.authenticate(request.headers.authorization, { ip: request.ip });
+  return apiCaller(context.controller, request);
 }
 
 /** UNAUTHORIZED for anonymous callers, FORBIDDEN for others. */

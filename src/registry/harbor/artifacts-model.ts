@@ -1,4 +1,4 @@
-import { NATIVE_REPORT_MIME, VULNERABILITY_REPORT_MIME, type HarborScanOverview } from '../../harbor/report.js';
+import { NATIVE_REPORT_MIME, PRODUCED_REPORT_TYPES, VULNERABILITY_REPORT_MIME, type HarborScanOverview } from '../../harbor/report.js';
 import type { ManifestReference, ManifestRow, RepositoryRow, TagRow } from '../metadata/store.js';
 import { MEDIA_TYPES } from '../oci/manifest.js';
 
@@ -104,13 +104,6 @@ export function artifactBody(input: ArtifactBodyInput): Record<string, unknown> 
   };
 }
 
-/**
- * The vulnerability report types the registry produces. The scanner makes one report in the
- * scanner-adapter v1.1 format, which is a valid v1.0 native report as well: its adapter API serves
- * it under both (src/scanner/routes.ts), as harbor-scanner-trivy declares both and Harbor then keeps
- * the report under each. The ScanPort files the overview under the first.
- */
-export const PRODUCED_REPORT_TYPES = [VULNERABILITY_REPORT_MIME, NATIVE_REPORT_MIME] as const;
 export type ReportType = (typeof PRODUCED_REPORT_TYPES)[number];
 
 function isReportType(value: string): value is ReportType {

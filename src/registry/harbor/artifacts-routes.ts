@@ -2,13 +2,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PortcullisError } from '../../errors.js';
 import type { Principal } from '../access.js';
 import { actorName, requireAccess } from '../authorize.js';
-import { PAGE_QUERY, pageOf, setPagination } from '../auth/api-support.js';
+import { PAGE_QUERY, apiCaller, pageOf, setPagination } from '../auth/api-support.js';
 import type { ManifestRow, RepositoryRow } from '../metadata/store.js';
 import { checkDigest, looksLikeDigest } from '../oci/digest.js';
 import { checkTag, type RepositoryName } from '../oci/names.js';
 import type { ScanPort } from '../scan-port.js';
 import { acceptedReportTypes, artifactBody, artifactKind, filterOverview, tagBody } from './artifacts-model.js';
-import { REPOSITORY_PARAMS, harborCaller, repositoryFromParams, type HarborRoutesDeps } from './repositories-routes.js';
+import { REPOSITORY_PARAMS, repositoryFromParams, type HarborRoutesDeps } from './repositories-routes.js';
 
 export interface HarborArtifactRoutesDeps extends HarborRoutesDeps {
   scans?: ScanPort;
@@ -49,7 +49,7 @@ interface Located {
 export async function harborArtifactRoutes(app: FastifyInstance, deps: HarborArtifactRoutesDeps): Promise<void> {
   async function locate(request: FastifyRequest, actions: ('pull' | 'push' | 'delete')[]): Promise<Located> {
     const name = repositoryFromParams(request.params);
-    const principal = await harborCaller(deps, request);
+    const principal = await apiCaller(deps.access, request);
     await requireAccess(deps.access, principal, name.full, actions);
     const repository = await deps.metadata.repository(name.full);
     if (!repository) throw new PortcullisError('NOT_FOUND', `repository ${name.full} not found`);
@@ -69,7 +69,8 @@ export async function harborArtifactRoutes(app: FastifyInstance, deps: HarborArt
     }
   }
 
-  async function body(located: Located, row: ManifestRow, flags: WithFlags, request: FastifyRequest) {
+  /** The Artifact of `row`; `accepted` is acceptedReportTypes of the request, read once per request. */
+  async function body(located: Located, row: ManifestRow, flags: WithFlags, accepted: ReturnType<typeof acceptedReportTypes>) {
     const allTags = flags.with_tag === false ? undefined : (await deps.metadata.tags(located.repository.id)).filter((tag) => tag.manifestId === row.id);
     const children = await deps.metadata.references(row.id, ['manifest']);
     const childIds = new Map<string, number>();
@@ -78,7 +79,7 @@ export async function harborArtifactRoutes(app: FastifyInstance, deps: HarborArt
       if (childRow) childIds.set(child.digest, childRow.id);
     }
     const overview =
-      flags.with_scan_overview && deps.scans ? filterOverview(await deps.scans.overview(row.digest), acceptedReportTypes(request.headers['x-accept-vulnerabilities'])) : undefined;
+      flags.with_scan_overview && deps.scans ? filterOverview(await deps.scans.overview(row.digest), accepted) : undefined;
     return artifactBody({
       row,
       repository: located.repository,
@@ -102,7 +103,8 @@ export async function harborArtifactRoutes(app: FastifyInstance, deps: HarborArt
       const result = await deps.metadata.manifests(located.repository.id, { offset: page.offset, limit: page.pageSize, exclude });
       setPagination(request, reply, page, result.total);
       const bodies = [];
-      for (const row of result.rows) bodies.push(await body(located, row, query, request));
+      const accepted = acceptedReportTypes(request.headers['x-accept-vulnerabilities']);
+      for (const row of result.rows) bodies.push(await body(located, row, query, accepted));
       return bodies;
     },
   );
@@ -113,7 +115,7 @@ export async function harborArtifactRoutes(app: FastifyInstance, deps: HarborArt
     async (request) => {
       const located = await locate(request, ['pull']);
       const { reference } = request.params as { reference: string };
-      return body(located, await artifact(located, reference), request.query as WithFlags, request);
+      return body(located, await artifact(located, reference), request.query as WithFlags, acceptedReportTypes(request.headers['x-accept-vulnerabilities']));
     },
   );
 

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { PortcullisError } from '../../errors.js';
-import type { AccessController, Principal } from '../access.js';
-import { actorName, authenticate, requireAccess } from '../authorize.js';
-import { PAGE_QUERY, pageOf, refuseBearer, setPagination } from '../auth/api-support.js';
+import type { AccessController } from '../access.js';
+import { actorName, requireAccess } from '../authorize.js';
+import { PAGE_QUERY, apiCaller, pageOf, setPagination } from '../auth/api-support.js';
 import type { RegistryMetadata } from '../metadata/store.js';
 import type { ArtifactService } from '../oci/artifact-service.js';
 import { parseRepositoryName, type RepositoryName } from '../oci/names.js';
@@ -37,11 +37,6 @@ export function repositoryFromParams(params: unknown): RepositoryName {
   return parseRepositoryName(`${project}/${repository}`);
 }
 
-/** The caller of a repository or artifact request, by Basic credentials or anonymous (as `apiPrincipal`). */
-export async function harborCaller(deps: Pick<HarborRoutesDeps, 'access'>, request: FastifyRequest): Promise<Principal> {
-  refuseBearer(request.headers.authorization);
-  return authenticate(deps.access, request);
-}
 
 async function found(deps: HarborRoutesDeps, name: string) {
   const repository = await deps.metadata.repository(name);
@@ -62,7 +57,7 @@ export async function harborRepositoryRoutes(app: FastifyInstance, deps: HarborR
     async (request, reply) => {
       const { project_name: project } = request.params as { project_name: string };
       const query = request.query as { page?: number; page_size?: number; q?: string };
-      const principal = await harborCaller(deps, request);
+      const principal = await apiCaller(deps.access, request);
       // Project-level read: whoever may pull from the project may list its repositories.
       await requireAccess(deps.access, principal, `${project}/`, ['pull']);
       const page = pageOf(query);
@@ -76,7 +71,7 @@ export async function harborRepositoryRoutes(app: FastifyInstance, deps: HarborR
 
   app.get('/projects/:project_name/repositories/:repository_name', { schema: { params: REPOSITORY_PARAMS } }, async (request) => {
     const name = repositoryFromParams(request.params);
-    const principal = await harborCaller(deps, request);
+    const principal = await apiCaller(deps.access, request);
     await requireAccess(deps.access, principal, name.full, ['pull']);
     const repository = await found(deps, name.full);
     return repositoryBody(repository, await deps.metadata.artifactCount(repository.id), await deps.projectId?.(name.project));
@@ -84,7 +79,7 @@ export async function harborRepositoryRoutes(app: FastifyInstance, deps: HarborR
 
   app.delete('/projects/:project_name/repositories/:repository_name', { schema: { params: REPOSITORY_PARAMS } }, async (request, reply) => {
     const name = repositoryFromParams(request.params);
-    const principal = await harborCaller(deps, request);
+    const principal = await apiCaller(deps.access, request);
     await requireAccess(deps.access, principal, name.full, ['delete']);
     await found(deps, name.full);
     await deps.artifacts.deleteRepository(name.full, actorName(principal));
