@@ -76,6 +76,12 @@ export interface Config {
     storageDir: string;
     tls: { enabled: boolean };
     tokenTtlSeconds: number;
+    /**
+     * Proxies in front of the registry (an Ingress controller, a load balancer), as addresses or
+     * CIDRs: from these, the client address is taken from `X-Forwarded-For`, so that failed logins
+     * are counted per real client. Empty: the peer address is the client.
+     */
+    trustedProxies?: string[];
     /** The admin's password on the first start, for automation (otherwise one is generated and printed once), and what `portcullis admin reset-password --from-config` sets. */
     adminPassword?: string;
     /** How `portcullis project …` and `portcullis robot …` reach the registry's API. */
@@ -241,6 +247,7 @@ export const configSchema: JSONSchemaType<Config> = {
           properties: { enabled: { type: 'boolean' } },
         },
         tokenTtlSeconds: { type: 'integer', minimum: 10, maximum: 86_400 },
+        trustedProxies: { ...strList, nullable: true },
         // Read from PORTCULLIS_ADMIN_PASSWORD (the name automation expects), not the derived name.
         adminPassword: { type: 'string', minLength: 8, nullable: true, 'x-env': 'PORTCULLIS_ADMIN_PASSWORD' } as unknown as typeof optStr,
         client: {
@@ -355,6 +362,7 @@ export function defaultConfig(dataDir: string): Config {
       storageDir: at('registry'),
       tls: { enabled: true },
       tokenTtlSeconds: 300,
+      trustedProxies: [],
     },
     scanner: {
       listen: '127.0.0.1:8080',

@@ -69,6 +69,21 @@ describe('buildServer over real TLS', () => {
   });
 });
 
+describe('the client address', () => {
+  it.each([
+    ['no trusted proxy: the peer, whatever X-Forwarded-For says', undefined, '127.0.0.1'],
+    ['a trusted proxy: the client X-Forwarded-For names', ['127.0.0.1'], '198.51.100.7'],
+    ['a proxy that is not the trusted one: the peer', ['10.0.0.0/8'], '127.0.0.1'],
+  ])('is, with %s', async (_case, trustedProxies, expected) => {
+    const app = buildServer({ logger: silentLogger(), ...(trustedProxies ? { trustedProxies } : {}) });
+    app.get('/ip', async (request) => ({ ip: request.ip }));
+    servers.push(app);
+    const { port } = await listen(app, '127.0.0.1', 0);
+    const response = await fetch(`http://127.0.0.1:${port}/ip`, { headers: { 'x-forwarded-for': '198.51.100.7' } });
+    expect(await response.json()).toEqual({ ip: expected });
+  });
+});
+
 describe('TLS suites', () => {
   /** The TLS 1.3 suite a Node client (OpenSSL's default order: AES-256 first) negotiates, or only `ciphers`. */
   function negotiated(port: number, ca: string | Buffer, ciphers?: string): Promise<string> {

@@ -27,6 +27,11 @@ export interface ServerOptions {
   readiness?: Readiness;
   /** When given, `/metrics` serves this registry. */
   metrics?: Registry;
+  /**
+   * Proxies (addresses or CIDRs) whose `X-Forwarded-For` names the client: `request.ip` is then
+   * the client's address. None by default: the peer is the client.
+   */
+  trustedProxies?: readonly string[];
 }
 
 export type HttpServer = FastifyInstance;
@@ -170,6 +175,7 @@ export function buildServer(options: ServerOptions): HttpServer {
       ? { https: { key: options.tls.key, cert: options.tls.cert, ca: options.tls.ca, ...CIPHER_PREFERENCE, ServerResponse: Response } }
       : { http: { ServerResponse: Response } }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    ...(options.trustedProxies && options.trustedProxies.length > 0 ? { trustProxy: [...options.trustedProxies] } : {}),
     requestIdHeader: 'x-request-id',
     genReqId: requestIds(),
     // A route with its own log level or serializers gets its real child at once (its level, not

@@ -94,7 +94,14 @@ export function createRegistry(deps: RegistryDeps): RegistryRole {
     if (deps.authRoutes) await app.register(deps.authRoutes);
   };
 
-  const app = buildServer({ logger, ...(deps.tls ? { tls: deps.tls } : {}), readiness: deps.readiness, metrics: deps.metrics, bodyLimit: 1024 * 1024 });
+  const app = buildServer({
+    logger,
+    ...(deps.tls ? { tls: deps.tls } : {}),
+    readiness: deps.readiness,
+    metrics: deps.metrics,
+    bodyLimit: 1024 * 1024,
+    ...(deps.config.trustedProxies ? { trustedProxies: deps.config.trustedProxies } : {}),
+  });
   void app.register(routes);
 
   deps.readiness.register('registry-storage', async () => {

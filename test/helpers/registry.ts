@@ -52,6 +52,8 @@ export interface TestRegistryOptions {
   withIdentity?: { adminPassword: string; challengeScheme?: 'bearer' | 'basic' };
   /** Headers sent on every `call` unless overridden (e.g. an Authorization header). */
   headers?: Record<string, string>;
+  /** registry.trustedProxies: proxies whose X-Forwarded-For names the client. */
+  trustedProxies?: string[];
   /** Called with the open database before the registry is built (to create the real access controller). */
   prepare?: (database: OpenDatabase<unknown>, dataDir: string) => Promise<{ access?: AccessController; authRoutes?: FastifyPluginAsync } | void>;
 }
@@ -67,7 +69,7 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
   const database = openDatabase<unknown>({ sqlitePath: join(dataDir, 'portcullis.db') });
   await migrate(database.db, [...(options.withIdentity ? registryAuthMigrations : []), ...(options.migrations ?? []), ...registryMigrations]);
   const prepared = (await options.prepare?.(database, dataDir)) ?? {};
-  const config = { listen: '127.0.0.1:0', storageDir: join(dataDir, 'registry'), tls: { enabled: true }, tokenTtlSeconds: 300 };
+  const config = { listen: '127.0.0.1:0', storageDir: join(dataDir, 'registry'), tls: { enabled: true }, tokenTtlSeconds: 300, ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}) };
   let role: RegistryRole | undefined;
   let identity: AccessControl | undefined;
   if (options.withIdentity) {

@@ -21,6 +21,8 @@ let identity: AccessControl | undefined;
 beforeAll(async () => {
   registry = await startTestRegistry({
     migrations: registryAuthMigrations,
+    // The test client is its own proxy: with no X-Forwarded-For the peer address counts.
+    trustedProxies: ['127.0.0.1'],
     prepare: async (database, dataDir) => {
       identity = createAccessControl({
         config: { ...defaultConfig(dataDir).registry, adminPassword: 'Admin-Passw0rd' },
@@ -70,5 +72,20 @@ describe('failed logins from one address, each with another user name', () => {
     for (let attempt = 1; attempt < delays.length; attempt += 1) {
       expect(delays[attempt], `delays ${delays.join(', ')} ms`).toBeGreaterThan(delays[attempt - 1] as number);
     }
+  });
+});
+
+describe('failed logins behind a trusted proxy (registry.trustedProxies)', () => {
+  it('count per client that X-Forwarded-For names, not per proxy', async () => {
+    const guess = async (name: string, client: string) => {
+      const response = await registry.call('/v2/', { headers: { authorization: basic(name, 'not-the-password'), 'x-forwarded-for': client } });
+      expect(response.status).toBe(401);
+    };
+    await guess('carol', '198.51.100.7');
+    await guess('dave', '198.51.100.7');
+    await guess('erin', '203.0.113.9');
+    await guess('frank', '2001:db8:5:6::1');
+    await guess('grace', '2001:db8:5:6::2');
+    expect(delays).toEqual([100, 200, 100, 100, 200]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BruteForceGuard } from './brute-force.js';
+import { BruteForceGuard, addressKey } from './brute-force.js';
 
 function guard() {
   const clock = { ms: 0, now: () => clock.ms };
@@ -23,6 +23,28 @@ describe('the brute-force delay', () => {
     await instance.fail('b', '10.0.0.1');
     await instance.fail('c', '10.0.0.2');
     expect(waited).toEqual([100, 200, 100]);
+  });
+
+  it('counts an IPv6 client by its /64, and an IPv4-mapped one by its IPv4 address', async () => {
+    const { waited, instance } = guard();
+    await instance.fail('a', '2001:db8:1:2::1');
+    await instance.fail('b', '2001:db8:1:2:ffff:ffff:ffff:fffe');
+    await instance.fail('c', '2001:db8:1:3::1');
+    await instance.fail('d', '::ffff:10.0.0.9');
+    await instance.fail('e', '10.0.0.9');
+    expect(waited).toEqual([100, 200, 100, 100, 200]);
+  });
+
+  it.each([
+    ['10.1.2.3', '10.1.2.3'],
+    ['::ffff:10.1.2.3', '10.1.2.3'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['2001:0db8:0001:0002:0003:0004:0005:0006', '2001:db8:1:2::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['2001:db8:aaaa:bbbb::', '2001:db8:aaaa:bbbb::/64'],
+  ])('keys %s as %s', (ip, key) => {
+    expect(addressKey(ip)).toBe(key);
   });
 
   it('forgets failures after the window and on success for the user', async () => {

@@ -35,7 +35,7 @@ export class BruteForceGuard {
 
   /** Records a failure for `username` (and `ip` when known) and waits the resulting delay. */
   async fail(username: string, ip: string | undefined): Promise<number> {
-    const counts = [this.bump(`u:${username}`), ip === undefined ? 0 : this.bump(`a:${ip}`)];
+    const counts = [this.bump(`u:${username}`), ip === undefined ? 0 : this.bump(`a:${addressKey(ip)}`)];
     const n = Math.max(...counts);
     const delay = Math.min(this.options.maxDelayMs, this.options.baseDelayMs * 2 ** Math.min(n - 1, 30));
     if (delay > 0) await this.sleep(delay);
@@ -53,4 +53,23 @@ export class BruteForceGuard {
     this.failures.set(key, { count, last: now });
     return count;
   }
+}
+
+/**
+ * What failures from `ip` are counted under: an IPv4 address itself (also when written IPv4-mapped,
+ * `::ffff:192.0.2.1`), and for IPv6 its /64 network, which one client usually holds whole and
+ * could otherwise step through address by address.
+ */
+export function addressKey(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped?.[1]) return mapped[1];
+  if (!ip.includes(':')) return ip;
+  const [head = '', tail] = ip.split('%')[0]?.toLowerCase().split('::') ?? [''];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }
