@@ -42,6 +42,39 @@ describe('migrate', () => {
     }
   });
 
+  it('reads again when another process applies a migration of its own while this one starts', async () => {
+    const path = join(tmp.path, 'racing.db');
+    const ours = openDatabase<unknown>({ sqlitePath: path });
+    const theirs = openDatabase<unknown>({ sqlitePath: path });
+    try {
+      await migrate(ours.db, [creates('audit/0001', 'decisions'), creates('registry/0001', 'manifests')]);
+      // The migrator asks for the tables after this process read what was applied and before it
+      // reads that again under its lock: the other process migrates right then (the second call).
+      let calls = 0;
+      const racing = new Proxy(ours.db, {
+        get(target, property) {
+          if (property === 'introspection') {
+            const introspection = target.introspection;
+            const getTables: typeof introspection.getTables = async (options) => {
+              calls += 1;
+              if (calls === 2) await migrate(theirs.db, [creates('registry/0001', 'manifests'), creates('registry/0002', 'events')]);
+              return introspection.getTables(options);
+            };
+            return { getSchemas: introspection.getSchemas.bind(introspection), getMetadata: introspection.getMetadata.bind(introspection), getTables };
+          }
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      expect(await migrate(racing, [creates('audit/0001', 'decisions'), creates('audit/0002', 'summaries')])).toEqual(['audit/0002']);
+      expect(calls).toBeGreaterThan(2);
+      expect(await tables(ours.db)).toEqual(['decisions', 'events', 'manifests', 'summaries']);
+    } finally {
+      await theirs.close();
+      await ours.close();
+    }
+  });
+
   it('refuses duplicate names, and names the migration that failed', async () => {
     const database = openDatabase<unknown>({ sqlitePath: join(tmp.path, 'failing.db') });
     try {

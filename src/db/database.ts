@@ -68,9 +68,11 @@ async function appliedMigrations(db: Kysely<unknown>): Promise<string[]> {
  * Applies every migration of `migrations` not yet applied, in name order. Subsystems add migrations
  * independently, so a later name may sort before an already-applied one; that is allowed. The
  * database may be shared with subsystems this process does not run (`portcullis registry` on the
- * data directory of `portcullis up`): migrations applied by them are left alone. Throws with the
- * name of the failing migration; nothing of a failed migration stays applied on PostgreSQL
- * (transactional DDL) and SQLite.
+ * data directory of `portcullis up`, or roles in their own Deployments on one PostgreSQL):
+ * migrations applied by them are left alone. Throws with the name of the failing migration. On
+ * PostgreSQL a failed migration leaves nothing behind (transactional DDL) and concurrent processes
+ * take turns under the migrator's lock; on SQLite migrations run without a transaction, so run
+ * them from one process at a time.
  */
 export async function migrate(db: Kysely<unknown>, migrations: readonly Migration[]): Promise<string[]> {
   const seen = new Set<string>();
@@ -78,6 +80,17 @@ export async function migrate(db: Kysely<unknown>, migrations: readonly Migratio
     if (seen.has(migration.name)) throw new Error(`duplicate migration name ${migration.name}`);
     seen.add(migration.name);
   }
+  try {
+    return await migrateOnce(db, migrations, seen);
+  } catch (error) {
+    // Another process may have applied a migration of its own between this one's reading of what
+    // is applied and the migrator's (which happens under its lock): read again, once.
+    if (!(error instanceof Error) || !describeError(error.cause).includes('corrupted migrations: previously executed migration')) throw error;
+    return migrateOnce(db, migrations, seen);
+  }
+}
+
+async function migrateOnce(db: Kysely<unknown>, migrations: readonly Migration[], seen: ReadonlySet<string>): Promise<string[]> {
   const othersApplied = (await appliedMigrations(db)).filter((name) => !seen.has(name));
   const provider: MigrationProvider = {
     async getMigrations() {
