@@ -67,6 +67,16 @@ describe('loadConfig', () => {
     expect(problems).toHaveLength(4);
   });
 
+  it('takes trusted proxies as addresses and CIDRs, and names an entry that is neither', () => {
+    const config = loadConfig({ env: { PORTCULLIS_REGISTRY_TRUSTED_PROXIES: '10.42.0.15, 10.43.0.0/16,2001:db8::/64' } });
+    expect(config.registry.trustedProxies).toEqual(['10.42.0.15', '10.43.0.0/16', '2001:db8::/64']);
+    const problems = problemsOf(() => loadConfig({ env: { PORTCULLIS_REGISTRY_TRUSTED_PROXIES: '10.42.0.15,ingress-nginx,10.0.0.0/33' } }));
+    expect(problems).toEqual([
+      'PORTCULLIS_REGISTRY_TRUSTED_PROXIES / registry.trustedProxies[1]: expected an IP address or a CIDR (10.1.2.3, 10.1.0.0/16, 2001:db8::/64), got "ingress-nginx"',
+      'PORTCULLIS_REGISTRY_TRUSTED_PROXIES / registry.trustedProxies[2]: expected an IP address or a CIDR (10.1.2.3, 10.1.0.0/16, 2001:db8::/64), got "10.0.0.0/33"',
+    ]);
+  });
+
   it('never echoes a secret value into an error, from the file or the environment', () => {
     const file = configFile('registry:\n  adminPassword: short\n');
     const problems = problemsOf(() => loadConfig({ file, env: {} }));

@@ -1,3 +1,4 @@
+import ipaddr from 'ipaddr.js';
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
@@ -207,7 +208,25 @@ function crossFieldProblems(merged: Record<string, unknown>): string[] {
       );
     }
   }
+  const registry = isPlainObject(merged.registry) ? merged.registry : {};
+  const proxies = Array.isArray(registry.trustedProxies) ? registry.trustedProxies : [];
+  proxies.forEach((entry, index) => {
+    if (typeof entry === 'string' && !isAddressOrCidr(entry)) {
+      problems.push(`PORTCULLIS_REGISTRY_TRUSTED_PROXIES / registry.trustedProxies[${index}]: expected an IP address or a CIDR (10.1.2.3, 10.1.0.0/16, 2001:db8::/64), got ${JSON.stringify(entry)}`);
+    }
+  });
   return problems;
+}
+
+function isAddressOrCidr(value: string): boolean {
+  if (ipaddr.isValid(value)) return true;
+  try {
+    ipaddr.parseCIDR(value);
+    return true;
+  } catch {
+    // Not a CIDR either.
+    return false;
+  }
 }
 
 /** Splits `HOST:PORT` (validated by the schema) into its parts. */

@@ -175,6 +175,8 @@ export function buildServer(options: ServerOptions): HttpServer {
       ? { https: { key: options.tls.key, cert: options.tls.cert, ca: options.tls.ca, ...CIPHER_PREFERENCE, ServerResponse: Response } }
       : { http: { ServerResponse: Response } }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // From these proxies fastify also believes X-Forwarded-Host and X-Forwarded-Proto
+    // (request.host, request.protocol); nothing here reads those, only request.ip.
     ...(options.trustedProxies && options.trustedProxies.length > 0 ? { trustProxy: [...options.trustedProxies] } : {}),
     requestIdHeader: 'x-request-id',
     genReqId: requestIds(),

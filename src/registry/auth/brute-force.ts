@@ -1,3 +1,4 @@
+import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
 import type { Clock, Sleep } from './clock.js';
 
@@ -55,21 +56,30 @@ export class BruteForceGuard {
   }
 }
 
+/** The one key every address that cannot be read is counted under (a proxy forwarding garbage). */
+const UNREADABLE = 'unreadable';
+
 /**
- * What failures from `ip` are counted under: an IPv4 address itself (also when written IPv4-mapped,
- * `::ffff:192.0.2.1`), and for IPv6 its /64 network, which one client usually holds whole and
- * could otherwise step through address by address.
+ * What failures from `ip` are counted under: an IPv4 address itself (also written IPv4-mapped,
+ * `::ffff:192.0.2.1`, or NAT64, `64:ff9b::192.0.2.1`), and for IPv6 its /64 network, which one
+ * client usually holds whole and could otherwise step through address by address. A port that a
+ * proxy appended (`203.0.113.9:51234`, `[2001:db8::1]:443`) is dropped, so that each connection
+ * does not get a counter of its own; text that is no address at all shares one key.
  */
 export function addressKey(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped?.[1]) return mapped[1];
-  if (!ip.includes(':')) return ip;
-  const [head = '', tail] = ip.split('%')[0]?.toLowerCase().split('::') ?? [''];
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
-  return `${groups
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(ip);
+  const v4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(ip);
+  const text = bracketed?.[1] ?? v4WithPort?.[1] ?? ip;
+  if (!ipaddr.isValid(text)) return UNREADABLE;
+  const address = ipaddr.process(text);
+  if (address.kind() === 'ipv4') return address.toString();
+  const parts = (address as ipaddr.IPv6).parts;
+  if (address.range() === 'rfc6052') {
+    const [high = 0, low = 0] = parts.slice(6);
+    return ipaddr.fromByteArray([high >> 8, high & 0xff, low >> 8, low & 0xff]).toString();
+  }
+  return `${parts
     .slice(0, 4)
-    .map((group) => group.replace(/^0+(?=.)/, ''))
+    .map((part) => part.toString(16))
     .join(':')}::/64`;
 }
