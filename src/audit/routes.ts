@@ -46,10 +46,12 @@ function guard(deps: AuditRoutesDeps) {
   const tokenDigest = deps.apiToken ? digest(deps.apiToken) : undefined;
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = request.headers.authorization;
-    if (tokenDigest && header?.startsWith('Bearer ') && timingSafeEqual(digest(header.slice('Bearer '.length).trim()), tokenDigest)) return;
+    // The scheme is case-insensitive (RFC 9110), for the audit token and the refusal alike.
+    const bearer = header === undefined ? undefined : /^bearer\s+(.*)$/is.exec(header)?.[1]?.trim();
+    if (tokenDigest && bearer !== undefined && timingSafeEqual(digest(bearer), tokenDigest)) return;
     // Any other bearer token is a registry token, scoped to repositories: it says nothing about
     // the audit record, whoever it was issued to.
-    if (header !== undefined && /^bearer\s/i.test(header)) {
+    if (bearer !== undefined) {
       void reply.header('www-authenticate', CHALLENGE);
       throw new PortcullisError('UNAUTHORIZED', 'the audit API takes Basic credentials or the audit API token, not registry bearer tokens');
     }

@@ -25,7 +25,8 @@ a running registry stops accepting the old password within 5 seconds.
 
 Options:
   --user NAME       The user (default admin)
-  --from-config     Set the configured admin password (PORTCULLIS_ADMIN_PASSWORD) instead of a new one
+  --from-config     Set the configured admin password (PORTCULLIS_ADMIN_PASSWORD) instead of a new
+                    one (for the admin only)
   --data-dir DIR    State directory of the registry (default from the configuration, ./.portcullis)
   --config FILE     YAML configuration (default: PORTCULLIS_CONFIG); flags win over it
 
@@ -50,6 +51,9 @@ Example:
     const configured = config.registry.adminPassword;
     if (values['from-config'] === true && configured === undefined) {
       throw new UsageError('--from-config: no admin password is configured (set PORTCULLIS_ADMIN_PASSWORD or registry.adminPassword)');
+    }
+    if (values['from-config'] === true && username !== 'admin') {
+      throw new UsageError(`--from-config sets the admin's configured password, not ${JSON.stringify(username)}'s: leave it out to generate one`);
     }
     // Opening SQLite creates the file: a mistyped directory must not become an empty registry.
     if (!config.database.url && !existsSync(config.database.sqlitePath)) {

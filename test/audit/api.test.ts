@@ -130,6 +130,7 @@ describe('audit API over HTTPS', () => {
     ['a system administrator', basic('root', PASSWORDS.admin), 200],
     ['an auditor', basic('auditor', PASSWORDS.auditor), 200],
     ['the audit API token', `Bearer ${TOKEN}`, 200],
+    ['the audit API token, the scheme in lower case', `bearer ${TOKEN}`, 200],
     ['a user without either role (403)', basic('dev', PASSWORDS.dev), 403],
     ['wrong credentials (401)', basic('auditor', 'not-the-password'), 401],
     ['a wrong token (401)', 'Bearer not-the-token-at-all', 401],

@@ -109,15 +109,18 @@ describe('portcullis admin reset-password', () => {
     await stop(registry);
   });
 
-  it('refuses --from-config with nothing configured, an unknown user and a directory where no registry ran, creating nothing', async () => {
+  it('refuses --from-config with nothing configured or for another user, an unknown user and a directory where no registry ran, creating nothing', async () => {
     const elsewhere = join(work.path, 'never-used');
-    const [unconfigured, unknown, missing] = await Promise.all([
+    const [unconfigured, otherUser, unknown, missing] = await Promise.all([
       runCli(['admin', 'reset-password', '--from-config', '--data-dir', dataDir()]),
+      runCli(['admin', 'reset-password', '--from-config', '--user', 'bob', '--data-dir', dataDir()], { env: { PORTCULLIS_ADMIN_PASSWORD: 'chosen-by-automation' } }),
       runCli(['admin', 'reset-password', '--data-dir', dataDir(), '--user', 'nobody']),
       runCli(['admin', 'reset-password', '--data-dir', elsewhere]),
     ]);
     expect(unconfigured.code).toBe(2);
     expect(unconfigured.stderr).toContain('--from-config: no admin password is configured');
+    expect(otherUser.code).toBe(2);
+    expect(otherUser.stderr).toContain('--from-config sets the admin\'s configured password, not "bob"\'s');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('NOT_FOUND: user "nobody" does not exist');
     expect(missing.code).toBe(2);
