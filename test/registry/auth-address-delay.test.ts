@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { defaultConfig } from '../../src/config/schema.js';
-import { silentLogger } from '../../src/log/logger.js';
-import { createAccessControl, type AccessControl } from '../../src/registry/auth/access-control.js';
+import type { AccessControl } from '../../src/registry/auth/access-control.js';
 import { registryAuthMigrations } from '../../src/registry/auth/migrations.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
-import { ManualClock, basic } from './auth-fixture.js';
+import { BRUTE_FORCE_WINDOW_MS, ManualClock, basic, recordingIdentity } from './auth-fixture.js';
 
 /**
  * The brute-force delay counts failed logins per client address as well as per user name, on every
@@ -12,7 +10,6 @@ import { ManualClock, basic } from './auth-fixture.js';
  * with each attempt is slowed down all the same. The sleeper records the delays instead of waiting.
  */
 
-const WINDOW_MS = 60_000;
 const clock = new ManualClock();
 const delays: number[] = [];
 let registry: TestRegistry;
@@ -24,18 +21,7 @@ beforeAll(async () => {
     // The test client is its own proxy: with no X-Forwarded-For the peer address counts.
     trustedProxies: ['127.0.0.1'],
     prepare: async (database, dataDir) => {
-      identity = createAccessControl({
-        config: { ...defaultConfig(dataDir).registry, adminPassword: 'Admin-Passw0rd' },
-        logger: silentLogger(),
-        db: database.db,
-        dataDir,
-        clock,
-        sleep: async (ms) => {
-          delays.push(ms);
-        },
-        bruteForce: { baseDelayMs: 100, maxDelayMs: 800, windowMs: WINDOW_MS },
-      });
-      await identity.bootstrap();
+      identity = await recordingIdentity(database.db, dataDir, { clock, delays });
       return { access: identity.controller, authRoutes: identity.routes };
     },
   });
@@ -48,7 +34,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   // Each case starts with no recent failure for the address.
-  clock.advance(WINDOW_MS + 1);
+  clock.advance(BRUTE_FORCE_WINDOW_MS + 1);
   delays.length = 0;
 });
 

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { fetch, type Agent } from 'undici';
+import type { Kysely } from 'kysely';
 import { openDatabase, migrate } from '../../src/db/database.js';
 import { buildServer, type HttpServer } from '../../src/http/server.js';
 import { defaultConfig } from '../../src/config/schema.js';
@@ -42,6 +43,35 @@ export function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
+/** The brute-force window of recordingIdentity. */
+export const BRUTE_FORCE_WINDOW_MS = 60_000;
+
+/**
+ * The identity subsystem for tests, bootstrapped: an admin with ADMIN_PASSWORD, time from `clock`,
+ * and brute-force delays (100 ms doubling to 800 ms) recorded into `delays` instead of waited.
+ */
+export async function recordingIdentity(
+  db: Kysely<unknown>,
+  dataDir: string,
+  options: { clock: ManualClock; delays: number[]; challengeScheme?: 'bearer' | 'basic'; repositories?: Map<string, number> },
+): Promise<AccessControl> {
+  const auth = createAccessControl({
+    config: { ...defaultConfig(dataDir).registry, adminPassword: ADMIN_PASSWORD, tokenTtlSeconds: 300 },
+    logger: silentLogger(),
+    db,
+    dataDir,
+    clock: options.clock,
+    sleep: async (ms) => {
+      options.delays.push(ms);
+    },
+    bruteForce: { baseDelayMs: 100, maxDelayMs: 800, windowMs: BRUTE_FORCE_WINDOW_MS },
+    ...(options.challengeScheme ? { challengeScheme: options.challengeScheme } : {}),
+    repositories: { count: async (project) => options.repositories?.get(project) ?? 0 },
+  });
+  await auth.bootstrap();
+  return auth;
+}
+
 /**
  * A real HTTPS server on 127.0.0.1 with the identity routes over a fresh SQLite file, an admin
  * with ADMIN_PASSWORD, a manual clock and a recording sleeper.
@@ -54,21 +84,7 @@ export async function startAuthFixture(options: { challengeScheme?: 'bearer' | '
   const clock = new ManualClock();
   const delays: number[] = [];
   const repositories = new Map<string, number>();
-  const config = { ...defaultConfig(dataDir).registry, adminPassword: ADMIN_PASSWORD, tokenTtlSeconds: 300 };
-  const auth = createAccessControl({
-    config,
-    logger: silentLogger(),
-    db: database.db,
-    dataDir,
-    clock,
-    sleep: async (ms) => {
-      delays.push(ms);
-    },
-    bruteForce: { baseDelayMs: 100, maxDelayMs: 800, windowMs: 60_000 },
-    ...(options.challengeScheme ? { challengeScheme: options.challengeScheme } : {}),
-    repositories: { count: async (project) => repositories.get(project) ?? 0 },
-  });
-  await auth.bootstrap();
+  const auth = await recordingIdentity(database.db, dataDir, { clock, delays, repositories, ...(options.challengeScheme ? { challengeScheme: options.challengeScheme } : {}) });
   const tls = testTls();
   const app = buildServer({ logger: silentLogger(), tls: { key: tls.serving.key, cert: tls.serving.cert }, bodyLimit: 64 * 1024 });
   await app.register(auth.routes);
